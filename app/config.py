@@ -1,0 +1,108 @@
+"""One settings object for every process, read from the environment and `.env`."""
+
+from decimal import Decimal
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused outside dev/test
+DEFAULT_INTERNAL_TOKEN = "dev-internal-token-change-me"  # noqa: S105 - refused outside dev/test
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # "dev" is what `make run` uses; "test" is the test suite; anything else is production.
+    ENVIRONMENT: Literal["dev", "test", "production"] = "production"
+
+    DATABASE_URL: str | None = None
+    POSTGRES_DB: str = "creditpool"
+    POSTGRES_USER: str = "postgres"
+    POSTGRES_PASSWORD: str = ""
+    DB_HOST: str | None = None
+    DB_PORT: int = 5432
+    DB_POOL_SIZE: int = 20
+    DB_STATEMENT_TIMEOUT_MS: int = 5000
+
+    REDIS_URL: str | None = None
+
+    SECRET_KEY: str = DEFAULT_SECRET_KEY
+    INTERNAL_TOKEN: str = DEFAULT_INTERNAL_TOKEN
+    ACCESS_TOKEN_LIFETIME_MINUTES: int = Field(default=60, gt=0)
+    REFRESH_TOKEN_LIFETIME_DAYS: int = Field(default=7, gt=0)
+    PASSWORD_MIN_LENGTH: int = Field(default=8, ge=8)
+    LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
+    LOGIN_FAILURE_WINDOW_SEC: int = Field(default=300, gt=0)
+
+    ASYNC_SETTLEMENT: bool = False
+    SETTLEMENT_URL: str = "http://127.0.0.1:9000/api/settlement/withdraw"
+    SETTLEMENT_TIMEOUT_S: float = Field(default=5.0, gt=0)
+
+    RL_WINDOW_SEC: int = Field(default=10, gt=0)
+    RL_MAX_REQUESTS: int = Field(default=300, ge=0)
+
+    IDEMPOTENCY_KEY_TTL_HOURS: int = Field(default=24, gt=0)
+    MAX_BODY_BYTES: int = 64 * 1024
+    MAX_WITHDRAWAL_AMOUNT: Decimal = Decimal("1000000000000000")
+
+    # Bootstrap admin for `make run` (a password is generated and printed once when unset).
+    ADMIN_USERNAME: str = "admin"
+    ADMIN_PASSWORD: str | None = None
+
+    # Where `make run` serves the two apps (127.0.0.1).
+    API_PORT: int = 8000
+    SETTLEMENT_PORT: int = 9000
+
+    # Private servers that `make run` starts when DATABASE_URL / REDIS_URL are unset.
+    EMBEDDED_DATA_DIR: str = ".data"
+    EMBEDDED_PG_PORT: int = 55432
+    EMBEDDED_REDIS_PORT: int = 56379
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> "Settings":
+        if self.ENVIRONMENT == "production":
+            for name, default in (
+                ("SECRET_KEY", DEFAULT_SECRET_KEY),
+                ("INTERNAL_TOKEN", DEFAULT_INTERNAL_TOKEN),
+            ):
+                value = getattr(self, name)
+                if value == default or len(value) < 32:
+                    raise ValueError(
+                        f"{name} must be set to a secret of at least 32 characters "
+                        "outside ENVIRONMENT=dev/test"
+                    )
+        return self
+
+    @property
+    def is_dev(self) -> bool:
+        return self.ENVIRONMENT in ("dev", "test")
+
+    @property
+    def database_url(self) -> str:
+        """The asyncpg URL: DATABASE_URL, else one built from the POSTGRES_* / DB_* parts."""
+        if self.DATABASE_URL:
+            return to_asyncpg_url(self.DATABASE_URL)
+        if not self.DB_HOST:
+            raise RuntimeError("set DATABASE_URL or DB_HOST (make run provides one)")
+        auth = self.POSTGRES_USER + (f":{self.POSTGRES_PASSWORD}" if self.POSTGRES_PASSWORD else "")
+        return f"postgresql+asyncpg://{auth}@{self.DB_HOST}:{self.DB_PORT}/{self.POSTGRES_DB}"
+
+    @property
+    def redis_url(self) -> str:
+        if not self.REDIS_URL:
+            raise RuntimeError("set REDIS_URL (make run provides one)")
+        return self.REDIS_URL
+
+
+def to_asyncpg_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,127 @@
+"""`make run`: the whole system in the foreground until Ctrl-C.
+
+Starts private PostgreSQL and Redis servers when DATABASE_URL / REDIS_URL are unset (data kept
+under `.data/`), migrates, bootstraps the admin, then supervises api, settlement and worker.
+"""
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from app import migrations
+from app.auth.admins import admin_exists, ensure_admin
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker
+from app.embedded import EmbeddedPostgres, EmbeddedRedis
+
+STOP_GRACE_S = 15
+
+
+def _log(message: str) -> None:
+    print(f"[make run] {message}", flush=True)
+
+
+def start_embedded_servers(settings: Settings) -> list[EmbeddedPostgres | EmbeddedRedis]:
+    """Start the private servers that the environment does not provide; export their URLs."""
+    data_dir = Path(settings.EMBEDDED_DATA_DIR)
+    started: list[EmbeddedPostgres | EmbeddedRedis] = []
+    if not settings.DATABASE_URL and not settings.DB_HOST:
+        postgres = EmbeddedPostgres(data_dir / "postgres", port=settings.EMBEDDED_PG_PORT)
+        postgres.start()
+        started.append(postgres)
+        os.environ["DATABASE_URL"] = postgres.url
+        _log(f"PostgreSQL on {postgres.url} (data in {postgres.data_dir})")
+    if not settings.REDIS_URL:
+        redis = EmbeddedRedis(data_dir / "redis", port=settings.EMBEDDED_REDIS_PORT)
+        redis.start()
+        started.append(redis)
+        os.environ["REDIS_URL"] = redis.url
+        _log(f"Redis on {redis.url}")
+    get_settings.cache_clear()
+    return started
+
+
+async def bootstrap_admin(settings: Settings) -> None:
+    engine = create_engine(settings, pool_size=1)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            username, password = settings.ADMIN_USERNAME, settings.ADMIN_PASSWORD
+            if password is None and await admin_exists(session, username=username):
+                return
+            generated = password is None
+            password = password or secrets.token_urlsafe(18)
+            await ensure_admin(session, username=username, password=password)
+        if generated:
+            _log(f"created admin {username!r} with generated password: {password}")
+            _log("(shown once; set ADMIN_PASSWORD to choose it)")
+    finally:
+        await engine.dispose()
+
+
+def _spawn(*args: str) -> subprocess.Popen[bytes]:
+    # Own process group: we decide the shutdown order, not the terminal's Ctrl-C.
+    return subprocess.Popen([sys.executable, *args], start_new_session=True)  # noqa: S603
+
+
+def _stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run() -> int:
+    """Run api, settlement and worker until Ctrl-C; stop everything this started."""
+    os.environ.setdefault("ENVIRONMENT", "dev")
+    get_settings.cache_clear()
+    stop_requested = False
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    servers = start_embedded_servers(get_settings())
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        settings = get_settings()
+        migrations.upgrade(settings.database_url)
+        asyncio.run(bootstrap_admin(settings))
+        api_port, settlement_port = settings.API_PORT, settings.SETTLEMENT_PORT
+        host = ["--host", "127.0.0.1", "--no-server-header"]
+        named = {
+            "api": _spawn("-m", "uvicorn", "app.main:app", *host, "--port", str(api_port)),
+            "settlement": _spawn(
+                "-m", "uvicorn", "app.settlement.main:app", *host, "--port", str(settlement_port)
+            ),
+            "worker": _spawn("-m", "arq", "workers.settings.WorkerSettings"),
+        }
+        processes = list(named.values())
+        _log(f"api http://127.0.0.1:{api_port}/docs, settlement http://127.0.0.1:{settlement_port}")
+        _log("Ctrl-C stops everything")
+        while not stop_requested:
+            exited = [name for name, p in named.items() if p.poll() is not None]
+            if exited:
+                _log(f"{exited[0]} exited; stopping everything")
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        _stop_all(processes)
+        for server in reversed(servers):
+            server.stop()
+        _log("stopped")

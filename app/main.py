@@ -1,0 +1,41 @@
+"""The core API: merchant and admin REST endpoints (`uvicorn app.main:app`)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.common import install_common
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker
+from app.health.router import database_check, redis_check
+from app.redis import create_redis
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.engine = create_engine(settings)
+        app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        app.state.redis = create_redis(settings)
+        app.state.readiness_checks = {"database": database_check, "redis": redis_check}
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Creditpool API",
+        version="1.0.0",
+        description="Merchant payouts from credit lines backed by one shared pool.",
+        lifespan=lifespan,
+    )
+    install_common(app, settings)
+    return app
+
+
+app = create_app()

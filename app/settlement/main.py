@@ -1,0 +1,38 @@
+"""The settlement service: pays out to banks; a separate ASGI process on port 9000.
+
+It shares the codebase (db, errors) but never imports the core app and never touches the
+core's tables.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.common import install_common
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker
+from app.health.router import database_check
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.engine = create_engine(settings)
+        app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        # Settlement keeps no state in Redis, so only its database decides readiness.
+        app.state.readiness_checks = {"database": database_check}
+        try:
+            yield
+        finally:
+            await app.state.engine.dispose()
+
+    app = FastAPI(title="Creditpool settlement", version="1.0.0", lifespan=lifespan)
+    install_common(app, settings)
+    return app
+
+
+app = create_app()

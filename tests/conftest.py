@@ -1,0 +1,90 @@
+import os
+
+# Before any app import: the test suite runs in test mode, which allows the dev secrets.
+os.environ["ENVIRONMENT"] = "test"
+for name in ("DATABASE_URL", "REDIS_URL", "DB_HOST", "SECRET_KEY", "INTERNAL_TOKEN"):
+    os.environ.pop(name, None)
+
+from collections.abc import AsyncIterator, Iterator  # noqa: E402
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from redis.asyncio import Redis  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker  # noqa: E402
+
+from app import migrations  # noqa: E402
+from app.config import Settings, get_settings  # noqa: E402
+from app.db import create_engine, create_sessionmaker  # noqa: E402
+from app.models import Base  # noqa: E402
+from tests.support.stack import ServerStack, running_stack  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[ServerStack]:
+    with running_stack() as stack:
+        os.environ["DATABASE_URL"] = stack.database_url
+        os.environ["REDIS_URL"] = stack.redis_url
+        get_settings.cache_clear()
+        migrations.upgrade(stack.database_url)
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def settings(stack: ServerStack) -> Settings:
+    return Settings(DATABASE_URL=stack.database_url, REDIS_URL=stack.redis_url)
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings, pool_size=10)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+@pytest.fixture
+async def clean_db(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Every integration test starts from empty tables and an empty pool."""
+    yield
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        await conn.execute(text("INSERT INTO credit_pool (id, available) VALUES (1, 0)"))
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.redis_url)
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+async def _client_for(app: FastAPI, base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client
+
+
+@pytest.fixture
+async def api(settings: Settings, clean_db: None, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
+    """The core API through a real ASGI transport, with its real lifespan."""
+    from app.main import create_app
+
+    async for client in _client_for(create_app(settings), "http://api.test"):
+        yield client
+
+
+@pytest.fixture
+async def settlement_api(settings: Settings, clean_db: None) -> AsyncIterator[httpx.AsyncClient]:
+    from app.settlement.main import create_app
+
+    async for client in _client_for(create_app(settings), "http://settlement.test"):
+        yield client

@@ -1,0 +1,76 @@
+"""`make run` as a new user meets it: private servers, both apps up, Ctrl-C stops everything."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from app.embedded.process import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"make run exited early: {process.stdout.read().decode()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} never became healthy")
+
+
+def test_run_starts_private_servers_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    api_port, settlement_port = free_port(), free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "DB_HOST"}
+    } | {
+        "ENVIRONMENT": "dev",
+        "EMBEDDED_DATA_DIR": str(tmp_path / "data"),
+        "EMBEDDED_PG_PORT": str(free_port()),
+        "EMBEDDED_REDIS_PORT": str(free_port()),
+        "API_PORT": str(api_port),
+        "SETTLEMENT_PORT": str(settlement_port),
+        "ADMIN_PASSWORD": "bootstrap-password",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{api_port}/healthz", process)
+        _wait_healthy(f"http://127.0.0.1:{settlement_port}/healthz", process)
+        ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=5)
+        assert ready.status_code == 200, ready.text
+        started = psutil.Process(process.pid).children(recursive=True)
+        postgres = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if str(tmp_path) in " ".join(p.info["cmdline"] or [])
+        ]
+        assert len(started) >= 3  # api, settlement, worker
+        assert postgres, "the private servers run from the temporary data directory"
+
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output.decode()[-3000:]
+    _, alive = psutil.wait_procs([*started, *postgres], timeout=10)
+    assert alive == [], f"left behind: {[p.pid for p in alive]}"
+    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()

@@ -1,0 +1,64 @@
+"""Money on the wire: exact decimal amounts with at most two places, serialised as strings."""
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+CENT = Decimal("0.01")
+MAX_AMOUNT = Decimal(10) ** 15
+# Plain digits with an optional 1-2 digit fraction: no sign, exponent, spaces or separators.
+_AMOUNT_TEXT = re.compile(r"^[0-9]{1,16}(\.[0-9]{1,2})?$")
+
+
+def parse_amount(value: Any) -> Decimal:
+    """A positive amount of at most 2 places and at most 10^15, from a string or JSON number."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise ValueError('amount must be a decimal string such as "10.50"')
+    if isinstance(value, float):
+        # repr() is the shortest text that round-trips, i.e. what the client wrote.
+        text = repr(value)
+    elif isinstance(value, Decimal):
+        text = format(value, "f") if value.is_finite() else "nan"
+    else:
+        text = str(value)
+    if not _AMOUNT_TEXT.match(text):
+        raise ValueError('amount must be a plain decimal with at most 2 places, like "10.50"')
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern already excludes it
+        raise ValueError("amount is not a decimal") from None
+    if amount <= 0:
+        raise ValueError("amount must be greater than 0")
+    if amount > MAX_AMOUNT:
+        raise ValueError("amount must be at most 10^15")
+    return amount.quantize(CENT)
+
+
+def format_amount(amount: Decimal) -> str:
+    return f"{amount.quantize(CENT):f}"
+
+
+_SCHEMA = {
+    "type": "string",
+    "pattern": _AMOUNT_TEXT.pattern,
+    "examples": ["10.50"],
+    "description": "Decimal string, > 0, at most 2 places, at most 10^15 (a JSON number is "
+    "also accepted on input).",
+}
+
+# Input and output amount: Decimal inside, "12.34" outside.
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(parse_amount),
+    PlainSerializer(format_amount, return_type=str),
+    WithJsonSchema(_SCHEMA),
+]
+
+# Output-only amount (may be zero, e.g. utilized credit).
+MoneyOut = Annotated[
+    Decimal,
+    PlainSerializer(format_amount, return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["0.00"]}),
+]

@@ -7,8 +7,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused outside dev/test
-DEFAULT_INTERNAL_TOKEN = "dev-internal-token-change-me"  # noqa: S105 - refused outside dev/test
+# Refused outside dev/test; 32+ bytes so even dev tokens meet HS256's key-length advice.
+DEFAULT_SECRET_KEY = "dev-secret-key-change-me-0000000000"
+DEFAULT_INTERNAL_TOKEN = "dev-internal-token-change-me-000000"
 
 
 class Settings(BaseSettings):
@@ -59,6 +60,11 @@ class Settings(BaseSettings):
     EMBEDDED_DATA_DIR: str = ".data"
     EMBEDDED_PG_PORT: int = 55432
     EMBEDDED_REDIS_PORT: int = 56379
+
+    # Settlement / simulated bank: latency and transient-failure injection for load tests.
+    BANK_LATENCY_MS: int = Field(default=0, ge=0)
+    # Fraction (0..1) of bank calls that fail transiently before anything is recorded.
+    BANK_FAILURE_RATE: float = Field(default=0.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> "Settings":

@@ -5,10 +5,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.auth.router import router as auth_router
 from app.common import install_common
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.health.router import database_check, redis_check
+from app.merchants.router import admin_router as merchants_admin_router
+from app.merchants.router import router as merchants_router
 from app.redis import create_redis
 
 
@@ -35,6 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_common(app, settings)
+    for router in (auth_router, merchants_router, merchants_admin_router):
+        app.include_router(router)
     return app
 
 

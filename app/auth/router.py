@@ -1,0 +1,107 @@
+"""Registration and tokens: /api/v1/auth/*."""
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from app.auth import repository, service, throttle
+from app.auth.errors import InvalidCredentials, InvalidToken
+from app.auth.schemas import AccessOut, RefreshIn, RegisterIn, RegisterOut, TokenIn, TokenOut
+from app.auth.tokens import issue_token, read_token
+from app.db import SessionDep
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_TOKEN_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": TokenIn.model_json_schema()},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["password"]},
+                        "username": {"type": "string"},
+                        "password": {"type": "string", "format": "password"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=RegisterOut)
+async def register(body: RegisterIn, request: Request, session: SessionDep) -> RegisterOut:
+    """Sign up as a merchant; an admin approves the account and sets its credit line."""
+    merchant = await service.register_merchant(
+        session,
+        request.app.state.settings,
+        username=body.username,
+        password=body.password,
+        requested_credit=body.requested_credit,
+        bank_account=body.bank_account,
+    )
+    await session.commit()
+    return RegisterOut(merchant_id=merchant.id, status=merchant.status)
+
+
+async def _read_credentials(request: Request) -> TokenIn:
+    """Credentials from a JSON body or the OAuth2 password form (Swagger's Authorize)."""
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith(_FORM_TYPES):
+            form = await request.form()
+            data: Any = {"username": form.get("username"), "password": form.get("password")}
+        else:
+            data = json.loads(await request.body())
+        return TokenIn.model_validate(data)
+    except json.JSONDecodeError as exc:
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": f"invalid JSON: {exc.msg}", "type": "json_invalid"}]
+        ) from None
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_input=False)) from None
+
+
+@router.post("/token", response_model=TokenOut, openapi_extra=_TOKEN_BODY_DOC)
+async def token(request: Request, session: SessionDep) -> TokenOut:
+    """Log in with a JSON body or the OAuth2 password form; returns access + refresh tokens."""
+    credentials = await _read_credentials(request)
+    settings, redis = request.app.state.settings, request.app.state.redis
+    client = request.client.host if request.client else "unknown"
+    who = {"username": credentials.username, "client": client}
+    await throttle.check_allowed(redis, settings, **who)
+    try:
+        user = await service.authenticate(
+            session, username=credentials.username, password=credentials.password
+        )
+    except InvalidCredentials:
+        await throttle.record_failure(redis, settings, **who)
+        raise
+    await throttle.clear_failures(redis, **who)
+    access = issue_token(settings, user_id=user.id, token_type="access")
+    refresh = issue_token(settings, user_id=user.id, token_type="refresh")
+    return TokenOut(
+        access=access.token,
+        refresh=refresh.token,
+        access_token=access.token,
+        expires_in=access.expires_in,
+    )
+
+
+@router.post("/token/refresh", response_model=AccessOut)
+async def refresh_token(body: RefreshIn, request: Request, session: SessionDep) -> AccessOut:
+    """A new access token for a valid refresh token of a user that still exists."""
+    settings = request.app.state.settings
+    user_id = read_token(settings, body.refresh, expected_type="refresh")
+    if await repository.get_user(session, user_id=user_id) is None:
+        raise InvalidToken("the token's user no longer exists")
+    access = issue_token(settings, user_id=user_id, token_type="access")
+    return AccessOut(access=access.token, access_token=access.token, expires_in=access.expires_in)

@@ -1,0 +1,47 @@
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.money import Amount
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,64}$"
+BANK_ACCOUNT_PATTERN = r"^[A-Z0-9]{5,34}$"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterIn(StrictModel):
+    username: str = Field(pattern=USERNAME_PATTERN, examples=["acme_shop"])
+    # The minimum length is a setting (PASSWORD_MIN_LENGTH), checked by the service.
+    password: str = Field(min_length=1, max_length=256)
+    requested_credit: Amount
+    bank_account: str = Field(pattern=BANK_ACCOUNT_PATTERN, examples=["DE89370400440532013000"])
+
+
+class RegisterOut(BaseModel):
+    merchant_id: int
+    status: str
+
+
+class TokenIn(StrictModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class RefreshIn(StrictModel):
+    refresh: str = Field(min_length=1, max_length=4096)
+
+
+class TokenOut(BaseModel):
+    access: str
+    refresh: str
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class AccessOut(BaseModel):
+    access: str
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int

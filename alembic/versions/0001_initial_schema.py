@@ -74,10 +74,40 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.CheckConstraint(
-            "status IN ('PAID', 'REFUSED')", name=op.f("ck_settlement_payouts_status_known")
+            "status IN ('PENDING', 'PAID', 'REFUSED')",
+            name=op.f("ck_settlement_payouts_status_known"),
+        ),
+        sa.CheckConstraint(
+            "status <> 'PAID' OR bank_reference IS NOT NULL",
+            name=op.f("ck_settlement_payouts_paid_has_reference"),
         ),
         sa.CheckConstraint("amount > 0", name=op.f("ck_settlement_payouts_amount_positive")),
         sa.PrimaryKeyConstraint("withdrawal_id", name=op.f("pk_settlement_payouts")),
+    )
+    op.create_table(
+        "settlement_bank_transfers",
+        sa.Column("reference", sa.Uuid(), nullable=False),
+        sa.Column("amount", sa.Numeric(precision=18, scale=2), nullable=False),
+        sa.Column("account", sa.String(length=34), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("bank_reference", sa.String(length=64), nullable=True),
+        sa.Column("failure_code", sa.String(length=64), nullable=True),
+        sa.Column(
+            "created_at",
+            postgresql.TIMESTAMP(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "status IN ('PAID', 'REFUSED')",
+            name=op.f("ck_settlement_bank_transfers_status_known"),
+        ),
+        sa.CheckConstraint(
+            "status <> 'PAID' OR bank_reference IS NOT NULL",
+            name=op.f("ck_settlement_bank_transfers_paid_has_reference"),
+        ),
+        sa.CheckConstraint("amount > 0", name=op.f("ck_settlement_bank_transfers_amount_positive")),
+        sa.PrimaryKeyConstraint("reference", name=op.f("pk_settlement_bank_transfers")),
     )
     op.create_table(
         "users",
@@ -321,6 +351,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_merchants_status"), table_name="merchants")
     op.drop_table("merchants")
     op.drop_table("users")
+    op.drop_table("settlement_bank_transfers")
     op.drop_table("settlement_payouts")
     op.drop_table("credit_pool")
     op.drop_index("ix_api_request_log_created_at", table_name="api_request_log")

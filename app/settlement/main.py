@@ -13,6 +13,8 @@ from app.common import install_common
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.health.router import database_check
+from app.settlement.bank import SimulatedBank
+from app.settlement.router import router as settlement_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,6 +27,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(app.state.engine)
         # Settlement keeps no state in Redis, so only its database decides readiness.
         app.state.readiness_checks = {"database": database_check}
+        # The bank adapter: anything meeting app.settlement.bank.Bank plugs in here. Only the
+        # simulated bank exists so far; it keeps its transfers in this database.
+        app.state.bank = SimulatedBank(
+            app.state.engine,
+            latency_ms=settings.BANK_LATENCY_MS,
+            failure_rate=settings.BANK_FAILURE_RATE,
+        )
         try:
             yield
         finally:
@@ -32,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Creditpool settlement", version="1.0.0", lifespan=lifespan)
     install_common(app, settings)
+    app.include_router(settlement_router)
     return app
 
 

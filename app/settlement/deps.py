@@ -1,0 +1,32 @@
+"""Who may call settlement (only the core, by its internal token) and which bank it uses."""
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from app.config import Settings
+from app.settlement.bank import Bank
+from app.settlement.errors import InternalTokenInvalid, InternalTokenMissing
+
+
+async def require_internal_token(
+    request: Request,
+    x_internal_token: Annotated[str | None, Header(description="the core's shared secret")] = None,
+) -> None:
+    """Let through only requests that carry the core's internal token."""
+    if not x_internal_token:
+        raise InternalTokenMissing("the X-Internal-Token header is required")
+    settings: Settings = request.app.state.settings
+    # Constant time, on bytes: str comparison would raise on non-ASCII header text.
+    if not hmac.compare_digest(x_internal_token.encode(), settings.INTERNAL_TOKEN.encode()):
+        raise InternalTokenInvalid("the X-Internal-Token header is not the core's token")
+    request.state.actor = "internal:core"
+
+
+def get_bank(request: Request) -> Bank:
+    bank: Bank = request.app.state.bank
+    return bank
+
+
+BankDep = Annotated[Bank, Depends(get_bank)]

@@ -1,0 +1,110 @@
+"""SQL for settlement_payouts, as Core statements (the payout path is a hot path)."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, cast
+from uuid import UUID
+
+from sqlalchemy import Row, Table, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.settlement import PayoutStatus, SettlementPayout
+
+payouts = cast(Table, SettlementPayout.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Payout:
+    withdrawal_id: UUID
+    merchant_id: int
+    account_id: UUID
+    amount: Decimal
+    bank_account: str
+    status: PayoutStatus
+    bank_reference: str | None
+    failure_code: str | None
+
+
+def _payout(row: Row[Any]) -> Payout:
+    return Payout(
+        withdrawal_id=row.withdrawal_id,
+        merchant_id=row.merchant_id,
+        account_id=row.account_id,
+        amount=row.amount,
+        bank_account=row.bank_account,
+        status=PayoutStatus(row.status),
+        bank_reference=row.bank_reference,
+        failure_code=row.failure_code,
+    )
+
+
+async def insert_pending_or_get(
+    session: AsyncSession,
+    *,
+    withdrawal_id: UUID,
+    merchant_id: int,
+    account_id: UUID,
+    amount: Decimal,
+    bank_account: str,
+) -> Payout:
+    """Claim the withdrawal as a PENDING payout, or return the payout that already has it."""
+    # A concurrent duplicate's INSERT waits on the first one's uncommitted row, then does
+    # nothing; the SELECT that follows is a new statement, so it sees the committed winner.
+    inserted = (
+        await session.execute(
+            insert(payouts)
+            .values(
+                withdrawal_id=withdrawal_id,
+                merchant_id=merchant_id,
+                account_id=account_id,
+                amount=amount,
+                bank_account=bank_account,
+                status=PayoutStatus.PENDING,
+            )
+            .on_conflict_do_nothing(index_elements=[payouts.c.withdrawal_id])
+            .returning(*payouts.c)
+        )
+    ).one_or_none()
+    if inserted is not None:
+        return _payout(inserted)
+    existing = await get(session, withdrawal_id=withdrawal_id)
+    if existing is None:  # pragma: no cover - the conflicting row was deleted in between
+        raise RuntimeError(f"payout {withdrawal_id} conflicted but cannot be read")
+    return existing
+
+
+async def get(session: AsyncSession, *, withdrawal_id: UUID) -> Payout | None:
+    row = (
+        await session.execute(select(payouts).where(payouts.c.withdrawal_id == withdrawal_id))
+    ).one_or_none()
+    return _payout(row) if row is not None else None
+
+
+async def record_outcome(
+    session: AsyncSession,
+    *,
+    withdrawal_id: UUID,
+    status: PayoutStatus,
+    bank_reference: str | None,
+    failure_code: str | None,
+) -> Payout:
+    """Move a PENDING payout to its bank outcome; the first recorded outcome stays."""
+    # Only PENDING rows change, so a concurrent re-drive can never overwrite a final outcome.
+    updated = (
+        await session.execute(
+            update(payouts)
+            .where(
+                payouts.c.withdrawal_id == withdrawal_id,
+                payouts.c.status == PayoutStatus.PENDING,
+            )
+            .values(status=status, bank_reference=bank_reference, failure_code=failure_code)
+            .returning(*payouts.c)
+        )
+    ).one_or_none()
+    if updated is not None:
+        return _payout(updated)
+    existing = await get(session, withdrawal_id=withdrawal_id)
+    if existing is None:  # pragma: no cover - only called for a claimed payout
+        raise RuntimeError(f"payout {withdrawal_id} vanished before its outcome was recorded")
+    return existing

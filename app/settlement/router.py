@@ -1,0 +1,54 @@
+"""Settlement's HTTP API; only the core calls it, with its internal token."""
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends
+
+from app.db import SessionDep
+from app.settlement import service
+from app.settlement.deps import BankDep, require_internal_token
+from app.settlement.schemas import PayoutOut, WithdrawRequest
+
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+
+router = APIRouter(
+    prefix="/api/settlement",
+    tags=["settlement"],
+    dependencies=[Depends(require_internal_token)],
+    responses={
+        401: {"description": "INTERNAL_TOKEN_MISSING", **PROBLEM},
+        403: {"description": "INTERNAL_TOKEN_INVALID", **PROBLEM},
+    },
+)
+
+
+@router.post(
+    "/withdraw",
+    responses={
+        409: {"description": "PAYOUT_MISMATCH: same withdrawal_id, different order", **PROBLEM},
+        422: {"description": "VALIDATION_ERROR", **PROBLEM},
+        503: {"description": "BANK_UNAVAILABLE: outcome unknown, send again", **PROBLEM},
+    },
+)
+async def withdraw(body: WithdrawRequest, session: SessionDep, bank: BankDep) -> PayoutOut:
+    """Pay a withdrawal out exactly once; repeats answer the first outcome (PAID or REFUSED)."""
+    payout = await service.withdraw(
+        session,
+        bank=bank,
+        withdrawal_id=body.withdrawal_id,
+        merchant_id=body.merchant_id,
+        account_id=body.account_id,
+        amount=body.amount,
+        bank_account=body.account,
+    )
+    return PayoutOut.of(payout)
+
+
+@router.get(
+    "/withdraw/{withdrawal_id}",
+    responses={404: {"description": "PAYOUT_NOT_FOUND: never received", **PROBLEM}},
+)
+async def get_withdrawal(withdrawal_id: UUID, session: SessionDep) -> PayoutOut:
+    """A payout's state: PAID, REFUSED, or PENDING (received, no bank outcome yet; POST again)."""
+    return PayoutOut.of(await service.get_payout(session, withdrawal_id=withdrawal_id))

@@ -4,21 +4,49 @@ import argparse
 import asyncio
 import getpass
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TypeVar
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import migrations
+from app.audit.service import run_audit
 from app.auth.admins import ensure_admin
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
+from app.withdrawals.reconcile import ReconcileReport, reconcile
+
+T = TypeVar("T")
 
 
-async def _create_admin(username: str, password: str | None) -> bool:
-    settings = get_settings()
-    engine = create_engine(settings, pool_size=1)
-    try:
-        async with create_sessionmaker(engine)() as session, session.begin():
-            return await ensure_admin(session, username=username, password=password)
-    finally:
-        await engine.dispose()
+def _run_with_sessionmaker(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    """Run `work` with sessions on an engine of its own, disposed afterwards."""
+
+    async def main() -> T:
+        engine = create_engine(get_settings(), pool_size=2)
+        try:
+            return await work(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def _run_with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` with one session on an engine of its own."""
+
+    async def with_session(sessionmaker: async_sessionmaker[AsyncSession]) -> T:
+        async with sessionmaker() as session:
+            return await work(session)
+
+    return _run_with_sessionmaker(with_session)
+
+
+async def _create_admin(session: AsyncSession, username: str, password: str | None) -> bool:
+    async with session.begin():
+        return await ensure_admin(session, username=username, password=password)
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
@@ -29,11 +57,35 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
         print(f"password must be at least {get_settings().PASSWORD_MIN_LENGTH} characters")
         return 2
     try:
-        created = asyncio.run(_create_admin(args.username, password))
+        created = _run_with_session(lambda s: _create_admin(s, args.username, password))
     except ValueError as exc:
         print(exc)
         return 2
     print(f"admin {args.username!r} {'created' if created else 'updated'}")
+    return 0
+
+
+def cmd_audit(_args: argparse.Namespace) -> int:
+    report = _run_with_session(run_audit)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+async def _reconcile(
+    sessionmaker: async_sessionmaker[AsyncSession], older_than_s: int
+) -> ReconcileReport:
+    settings = get_settings()
+    async with httpx.AsyncClient(timeout=settings.SETTLEMENT_TIMEOUT_S) as http:
+        return await reconcile(
+            sessionmaker, http=http, settings=settings, older_than=timedelta(seconds=older_than_s)
+        )
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    older_than = get_settings().RECONCILE_AFTER_S if args.older_than is None else args.older_than
+    report = _run_with_sessionmaker(lambda sessionmaker: _reconcile(sessionmaker, older_than))
+    outcomes = ", ".join(f"{k}={v}" for k, v in sorted(report.outcomes.items())) or "nothing to do"
+    print(f"examined={report.examined} {outcomes}")
     return 0
 
 
@@ -63,6 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--username", required=True)
     admin.add_argument("--password", help="prompted for when omitted")
     admin.set_defaults(handler=cmd_create_admin)
+
+    audit = commands.add_parser(
+        "audit", help="check the money invariants (exit 1 on any violation)"
+    )
+    audit.set_defaults(handler=cmd_audit)
+
+    reconcile_cmd = commands.add_parser(
+        "reconcile", help="finish PROCESSING withdrawals by asking settlement"
+    )
+    reconcile_cmd.add_argument(
+        "--older-than", type=int, help="seconds (default RECONCILE_AFTER_S)", metavar="S"
+    )
+    reconcile_cmd.set_defaults(handler=cmd_reconcile)
     return parser
 
 

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     ASYNC_SETTLEMENT: bool = False
     SETTLEMENT_URL: str = "http://127.0.0.1:9000/api/settlement/withdraw"
     SETTLEMENT_TIMEOUT_S: float = Field(default=5.0, gt=0)
+    # A PROCESSING withdrawal untouched this long is asked about by the reconciler.
+    RECONCILE_AFTER_S: int = Field(default=60, ge=0)
 
     RL_WINDOW_SEC: int = Field(default=10, gt=0)
     RL_MAX_REQUESTS: int = Field(default=300, ge=0)

@@ -49,6 +49,11 @@ class AppError(Exception):
         self.headers = headers
         self.extra = extra or {}
 
+    def problem(self) -> dict[str, Any]:
+        return problem_body(
+            status=self.status, code=self.code, title=self.title, detail=self.detail, **self.extra
+        )
+
 
 class NotFound(AppError):
     status, code, title = 404, "NOT_FOUND", "Not found"
@@ -74,6 +79,20 @@ class ServiceUnavailable(AppError):
     status, code, title = 503, "SERVICE_UNAVAILABLE", "Service unavailable"
 
 
+def problem_body(
+    *, status: int, code: str, title: str, detail: str, **extra: Any
+) -> dict[str, Any]:
+    """An RFC 9457 problem document (also stored as an idempotent request's outcome)."""
+    body: dict[str, Any] = {
+        "type": f"https://creditpool.dev/problems/{code.lower().replace('_', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    return jsonable_encoder(body | extra)
+
+
 def problem_response(
     request: Request | None,
     *,
@@ -84,22 +103,14 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"https://creditpool.dev/problems/{code.lower().replace('_', '-')}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
+    body = problem_body(status=status, code=code, title=title, detail=detail)
     if request is not None:
         body["instance"] = request.url.path
         request_id = getattr(request.state, "request_id", None)
         if request_id:
             body["request_id"] = request_id
-    body.update(extra)
-    return JSONResponse(
-        jsonable_encoder(body), status_code=status, headers=headers, media_type=PROBLEM_JSON
-    )
+    body.update(jsonable_encoder(extra))
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:

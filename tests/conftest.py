@@ -5,10 +5,12 @@ os.environ["ENVIRONMENT"] = "test"
 for name in ("DATABASE_URL", "REDIS_URL", "DB_HOST", "SECRET_KEY", "INTERNAL_TOKEN"):
     os.environ.pop(name, None)
 
+import asyncio  # noqa: E402
 from collections.abc import AsyncIterator, Iterator  # noqa: E402
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402
+import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 from sqlalchemy import text  # noqa: E402
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app import migrations  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
 from app.db import create_engine, create_sessionmaker  # noqa: E402
+from app.embedded.process import free_port  # noqa: E402
 from app.models import Base  # noqa: E402
 from tests.support.stack import ServerStack, running_stack  # noqa: E402
 
@@ -32,8 +35,33 @@ def stack() -> Iterator[ServerStack]:
 
 
 @pytest.fixture(scope="session")
-def settings(stack: ServerStack) -> Settings:
+def base_settings(stack: ServerStack) -> Settings:
     return Settings(DATABASE_URL=stack.database_url, REDIS_URL=stack.redis_url)
+
+
+@pytest.fixture(scope="session")
+async def settlement_url(base_settings: Settings) -> AsyncIterator[str]:
+    """The settlement app served over real HTTP by uvicorn for the whole session."""
+    from app.settlement.main import create_app
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(base_settings), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}/api/settlement/withdraw"
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture(scope="session")
+def settings(base_settings: Settings, settlement_url: str) -> Settings:
+    return base_settings.model_copy(update={"SETTLEMENT_URL": settlement_url})
 
 
 @pytest.fixture(scope="session")

@@ -231,6 +231,7 @@ def upgrade() -> None:
         sa.Column("merchant_id", sa.BigInteger(), nullable=False),
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("amount", sa.Numeric(precision=18, scale=2), nullable=False),
+        sa.Column("bank_account", sa.String(length=34), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("idempotency_key", sa.String(length=255), nullable=False),
         sa.Column("bank_reference", sa.String(length=64), nullable=True),

@@ -12,5 +12,15 @@ async def get_user_by_username(session: AsyncSession, *, username: str) -> User 
     return await session.scalar(select(User).where(User.username == username))
 
 
-async def get_merchant_of_user(session: AsyncSession, *, user_id: int) -> Merchant | None:
-    return await session.scalar(select(Merchant).where(Merchant.user_id == user_id))
+async def get_user_and_merchant(
+    session: AsyncSession, *, user_id: int
+) -> tuple[User, Merchant | None] | None:
+    """The user and, for merchants, their merchant row, in one query."""
+    row = (
+        await session.execute(
+            select(User, Merchant)
+            .outerjoin(Merchant, Merchant.user_id == User.id)
+            .where(User.id == user_id)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None

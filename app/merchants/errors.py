@@ -11,3 +11,7 @@ class CreditLimitBelowUtilized(AppError):
 
 class InvalidStatusTransition(AppError):
     status, code, title = 409, "INVALID_STATUS_TRANSITION", "Merchant status does not allow this"
+
+
+class MerchantNotApproved(AppError):
+    status, code, title = 403, "MERCHANT_NOT_APPROVED", "Merchant not approved"

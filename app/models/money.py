@@ -67,6 +67,8 @@ class Withdrawal(Base):
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallet_accounts.id"))
     amount: Mapped[Money]
+    # Where the money goes, fixed when the withdrawal is accepted.
+    bank_account: Mapped[str] = mapped_column(String(34))
     status: Mapped[str] = mapped_column(String(16))
     idempotency_key: Mapped[str] = mapped_column(String(255))
     bank_reference: Mapped[str | None] = mapped_column(String(64))

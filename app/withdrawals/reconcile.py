@@ -1,0 +1,61 @@
+"""Finish withdrawals whose outcome is unknown by asking settlement (`python -m app reconcile`)."""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.models import WithdrawalStatus
+from app.withdrawals import repository, settlement_client
+from app.withdrawals.service import apply_settlement_answer
+from app.withdrawals.settlement_client import Outcome
+
+logger = logging.getLogger("app.withdrawals.reconcile")
+
+
+@dataclass
+class ReconcileReport:
+    examined: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+async def reconcile(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    older_than: timedelta,
+    limit: int = 500,
+) -> ReconcileReport:
+    """Ask settlement about each PROCESSING withdrawal older than `older_than` and finish it.
+
+    Never received -> sent now; pending at settlement -> sent again (settlement pays at most
+    once per withdrawal id); still unknown -> left for the next run.
+    """
+    report = ReconcileReport()
+    async with sessionmaker() as session:
+        stuck = await repository.open_older_than(
+            session,
+            cutoff=datetime.now(UTC) - older_than,
+            statuses=(WithdrawalStatus.PROCESSING,),
+            limit=limit,
+        )
+    for withdrawal in stuck:
+        report.examined += 1
+        answer = await settlement_client.lookup(http, settings, withdrawal.id)
+        if answer.outcome in (Outcome.NOT_RECEIVED, Outcome.UNKNOWN):
+            answer = await settlement_client.pay(http, settings, withdrawal)
+        async with sessionmaker() as session, session.begin():
+            if answer.outcome in (Outcome.PAID, Outcome.REFUSED):
+                await apply_settlement_answer(session, withdrawal=withdrawal, answer=answer)
+            else:
+                await repository.touch(session, withdrawal_id=withdrawal.id)
+        report.count(answer.outcome)
+        logger.info("reconciled %s: %s", withdrawal.id, answer.outcome)
+    return report

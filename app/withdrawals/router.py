@@ -1,0 +1,103 @@
+"""Merchant withdrawals: /api/v1/withdrawals."""
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from app.auth.deps import ApprovedMerchant, CurrentMerchant
+from app.db import SessionDep
+from app.errors import PROBLEM_JSON
+from app.idempotency.service import require_key
+from app.models import WithdrawalStatus
+from app.pagination import Cursor, Limit
+from app.withdrawals import listing, service
+from app.withdrawals.schemas import WithdrawalIn, WithdrawalOut, WithdrawalPage
+
+router = APIRouter(prefix="/api/v1/withdrawals", tags=["withdrawals"])
+
+_PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
+_CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "paid: `{withdrawal_id, status: SUCCESS, amount, bank_reference, tx_id}`"},
+    202: {"description": "accepted, outcome pending: `{withdrawal_id, status}`; poll GET"},
+    400: {"description": "IDEMPOTENCY_KEY_REQUIRED / IDEMPOTENCY_KEY_INVALID", **_PROBLEM},
+    403: {"description": "MERCHANT_NOT_APPROVED", **_PROBLEM},
+    409: {
+        "description": "INSUFFICIENT_MERCHANT_CREDIT / INSUFFICIENT_POOL / IDEMPOTENCY_KEY_IN_USE",
+        **_PROBLEM,
+    },
+    422: {
+        "description": "VALIDATION_ERROR / IDEMPOTENCY_KEY_REUSED / SETTLEMENT_REFUSED",
+        **_PROBLEM,
+    },
+}
+
+
+def _out(row: Any) -> WithdrawalOut:
+    return WithdrawalOut(
+        withdrawal_id=row.id,
+        status=row.status,
+        amount=row.amount,
+        bank_reference=row.bank_reference,
+        failure_code=row.failure_code,
+        tx_id=row.final_tx_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+@router.post("", responses=_CREATE_RESPONSES)
+async def create_withdrawal(
+    body: WithdrawalIn,
+    caller: ApprovedMerchant,
+    request: Request,
+    session: SessionDep,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description="unique per withdrawal, <= 255")
+    ] = None,
+) -> JSONResponse:
+    """Withdraw from the credit line to the merchant's bank account, exactly once per key."""
+    key = require_key(idempotency_key)
+    request.state.idempotency_key = key
+    answer = await service.create_withdrawal(
+        session,
+        http=request.app.state.http,
+        settings=request.app.state.settings,
+        merchant_id=caller.merchant.id,
+        key=key,
+        amount=body.amount,
+        request_id=getattr(request.state, "request_id", None),
+    )
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    media_type = PROBLEM_JSON if answer.status >= 400 else "application/json"
+    return JSONResponse(
+        answer.body, status_code=answer.status, headers=headers, media_type=media_type
+    )
+
+
+@router.get("", response_model=WithdrawalPage)
+async def list_withdrawals(
+    caller: CurrentMerchant,
+    session: SessionDep,
+    status: Annotated[WithdrawalStatus | None, Query()] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> WithdrawalPage:
+    """Your withdrawals, newest first; follow `next_cursor` for older ones."""
+    rows, next_cursor = await listing.list_withdrawals(
+        session, merchant_id=caller.merchant.id, status=status, cursor=cursor, limit=limit
+    )
+    return WithdrawalPage(items=[_out(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get("/{withdrawal_id}", response_model=WithdrawalOut)
+async def get_withdrawal(
+    withdrawal_id: UUID, caller: CurrentMerchant, session: SessionDep
+) -> WithdrawalOut:
+    """One of your withdrawals (404 for any other id)."""
+    return _out(
+        await listing.get_withdrawal(
+            session, merchant_id=caller.merchant.id, withdrawal_id=withdrawal_id
+        )
+    )

@@ -1,0 +1,109 @@
+"""The core's side of the settlement hop: one HTTP call, classified into three outcomes."""
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from app.config import Settings
+from app.money import format_amount
+from app.withdrawals.repository import WithdrawalRow
+
+logger = logging.getLogger("app.withdrawals.settlement")
+
+
+class Outcome(StrEnum):
+    PAID = "PAID"
+    REFUSED = "REFUSED"
+    # Timeout, connection error, 5xx, PENDING, or an answer we cannot trust: keep the money
+    # reserved and let the reconciler ask again.
+    UNKNOWN = "UNKNOWN"
+    # Settlement has no record of this withdrawal (GET 404): safe to send it.
+    NOT_RECEIVED = "NOT_RECEIVED"
+
+
+@dataclass(frozen=True)
+class SettlementAnswer:
+    outcome: Outcome
+    bank_reference: str | None = None
+    failure_code: str | None = None
+
+
+def _headers(settings: Settings, request_id: str | None) -> dict[str, str]:
+    headers = {"X-Internal-Token": settings.INTERNAL_TOKEN}
+    if request_id:
+        headers["X-Request-ID"] = request_id
+    return headers
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _read(response: httpx.Response, withdrawal_id: UUID) -> SettlementAnswer:
+    if response.status_code == 200:
+        body = _json(response)
+        if body.get("withdrawal_id") != str(withdrawal_id):
+            logger.error("settlement answered for another withdrawal: %s", withdrawal_id)
+            return SettlementAnswer(Outcome.UNKNOWN)
+        if body.get("status") == "PAID" and body.get("bank_reference"):
+            return SettlementAnswer(Outcome.PAID, bank_reference=body["bank_reference"])
+        if body.get("status") == "REFUSED":
+            return SettlementAnswer(Outcome.REFUSED, failure_code=body.get("failure_code"))
+        return SettlementAnswer(Outcome.UNKNOWN)
+    if response.status_code == 422:
+        # Settlement records nothing for a request it refuses to parse: definitely not paid.
+        return SettlementAnswer(Outcome.REFUSED, failure_code="SETTLEMENT_REJECTED_REQUEST")
+    # 401/403 (token misconfigured), 409 (PAYOUT_MISMATCH, a bug) and 5xx: never guess.
+    logger.error("settlement answered %s for %s", response.status_code, withdrawal_id)
+    return SettlementAnswer(Outcome.UNKNOWN)
+
+
+async def pay(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    withdrawal: WithdrawalRow,
+    *,
+    request_id: str | None = None,
+) -> SettlementAnswer:
+    """Ask settlement to pay; safe to repeat, settlement is idempotent on the withdrawal id."""
+    payload = {
+        "withdrawal_id": str(withdrawal.id),
+        "merchant_id": withdrawal.merchant_id,
+        "account_id": str(withdrawal.account_id),
+        "amount": format_amount(withdrawal.amount),
+        "account": withdrawal.bank_account,
+    }
+    try:
+        response = await http.post(
+            settings.SETTLEMENT_URL, json=payload, headers=_headers(settings, request_id)
+        )
+    except httpx.HTTPError as exc:
+        logger.warning("settlement unreachable for %s: %s", withdrawal.id, type(exc).__name__)
+        return SettlementAnswer(Outcome.UNKNOWN)
+    return _read(response, withdrawal.id)
+
+
+async def lookup(
+    http: httpx.AsyncClient, settings: Settings, withdrawal_id: UUID
+) -> SettlementAnswer:
+    """What settlement knows of a withdrawal (the reconciler's question)."""
+    try:
+        response = await http.get(
+            f"{settings.SETTLEMENT_URL}/{withdrawal_id}", headers=_headers(settings, None)
+        )
+    except httpx.HTTPError as exc:
+        logger.warning("settlement unreachable for %s: %s", withdrawal_id, type(exc).__name__)
+        return SettlementAnswer(Outcome.UNKNOWN)
+    if response.status_code == 404 and _json(response).get("code") == "PAYOUT_NOT_FOUND":
+        return SettlementAnswer(Outcome.NOT_RECEIVED)
+    if response.status_code == 422:
+        return SettlementAnswer(Outcome.UNKNOWN)
+    return _read(response, withdrawal_id)

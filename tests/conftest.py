@@ -5,12 +5,10 @@ os.environ["ENVIRONMENT"] = "test"
 for name in ("DATABASE_URL", "REDIS_URL", "DB_HOST", "SECRET_KEY", "INTERNAL_TOKEN"):
     os.environ.pop(name, None)
 
-import asyncio  # noqa: E402
 from collections.abc import AsyncIterator, Iterator  # noqa: E402
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402
-import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 from sqlalchemy import text  # noqa: E402
@@ -19,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app import migrations  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
 from app.db import create_engine, create_sessionmaker  # noqa: E402
-from app.embedded.process import free_port  # noqa: E402
 from app.models import Base  # noqa: E402
+from tests.support.servers import serve  # noqa: E402
 from tests.support.stack import ServerStack, running_stack  # noqa: E402
 
 
@@ -44,19 +42,8 @@ async def settlement_url(base_settings: Settings) -> AsyncIterator[str]:
     """The settlement app served over real HTTP by uvicorn for the whole session."""
     from app.settlement.main import create_app
 
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(base_settings), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}/api/settlement/withdraw"
-    server.should_exit = True
-    await task
+    async with serve(create_app(base_settings)) as base_url:
+        yield f"{base_url}/api/settlement/withdraw"
 
 
 @pytest.fixture(scope="session")

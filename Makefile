@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format migrate clean
+.PHONY: install run test lint format migrate clean bench system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -19,8 +19,13 @@ run: $(STAMP)
 	ENVIRONMENT=dev $(PY) -m app run
 
 ## The whole suite against real PostgreSQL and Redis that the tests start themselves.
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Locust against the whole stack, sync and async, 500 and 50 users (about 8 minutes);
+## prints the table and writes bench/results/<timestamp>.json; fails unless the audit is clean.
+bench: $(STAMP)
+	$(PY) -m bench.run
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -30,6 +35,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+## Debian's pgbouncer and docker-compose for the deploy tests (apt-get as root, when missing).
+system-deps:
+	@bash .ci/system-deps
 
 migrate: $(STAMP)
 	$(PY) -m app migrate

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import migrations
@@ -16,7 +15,10 @@ from app.audit.service import run_audit
 from app.auth.admins import ensure_admin
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
+from app.money import format_amount, parse_amount
+from app.redis import create_redis
 from app.withdrawals.reconcile import ReconcileReport, reconcile
+from app.withdrawals.settlement_client import create_http_client
 
 T = TypeVar("T")
 
@@ -75,7 +77,7 @@ async def _reconcile(
     sessionmaker: async_sessionmaker[AsyncSession], older_than_s: int
 ) -> ReconcileReport:
     settings = get_settings()
-    async with httpx.AsyncClient(timeout=settings.SETTLEMENT_TIMEOUT_S) as http:
+    async with create_http_client(settings) as http:
         return await reconcile(
             sessionmaker, http=http, settings=settings, older_than=timedelta(seconds=older_than_s)
         )
@@ -87,6 +89,47 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     outcomes = ", ".join(f"{k}={v}" for k, v in sorted(report.outcomes.items())) or "nothing to do"
     print(f"examined={report.examined} {outcomes}")
     return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from app.loadkit.seed import seed
+
+    try:
+        credit = parse_amount(args.credit)
+    except ValueError as exc:
+        print(f"--credit: {exc}")
+        return 2
+    result = _run_with_sessionmaker(
+        lambda sessionmaker: seed(
+            sessionmaker,
+            merchants=args.merchants,
+            credit=credit,
+            password=args.password,
+            reset_first=args.reset,
+        )
+    )
+    print(
+        f"merchants={result.merchants}, credit/merchant={format_amount(result.credit)}, "
+        f"pool_available={format_amount(result.pool_available)}"
+    )
+    return 0
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    from app.loadkit.tokens import push_tokens
+
+    settings = get_settings()
+
+    async def work(session: AsyncSession) -> int:
+        redis = create_redis(settings)
+        try:
+            return await push_tokens(session, redis, settings, count=args.count, key=args.redis_key)
+        finally:
+            await redis.aclose()
+
+    pushed = _run_with_session(work)
+    print(f"pushed {pushed} access tokens to Redis list {args.redis_key!r}")
+    return 0 if pushed == args.count else 1
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -128,6 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--older-than", type=int, help="seconds (default RECONCILE_AFTER_S)", metavar="S"
     )
     reconcile_cmd.set_defaults(handler=cmd_reconcile)
+
+    seed_cmd = commands.add_parser("seed", help="approved load-test merchants m1..mN")
+    seed_cmd.add_argument("--merchants", type=int, default=1000)
+    seed_cmd.add_argument("--credit", default="1000.00", help="credit limit per merchant")
+    seed_cmd.add_argument("--password", required=True, help="shared password of m1..mN")
+    seed_cmd.add_argument("--reset", action="store_true", help="clear merchants and money first")
+    seed_cmd.set_defaults(handler=cmd_seed)
+
+    tokens_cmd = commands.add_parser("tokens", help="push access tokens of m1..mN to Redis")
+    tokens_cmd.add_argument("--count", type=int, default=1000)
+    tokens_cmd.add_argument("--redis-key", default="locust:tokens")
+    tokens_cmd.set_defaults(handler=cmd_tokens)
     return parser
 
 

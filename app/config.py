@@ -1,19 +1,26 @@
 """One settings object for every process, read from the environment and `.env`."""
 
+import os
 from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 # Refused outside dev/test; 32+ bytes so even dev tokens meet HS256's key-length advice.
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me-0000000000"
 DEFAULT_INTERNAL_TOKEN = "dev-internal-token-change-me-000000"
+PGBOUNCER_PORT = 6432
+# Next to the private servers' data (EMBEDDED_DATA_DIR, read from the environment only).
+DEV_ENV_FILE = os.path.join(os.environ.get("EMBEDDED_DATA_DIR", ".data"), "dev.env")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # DEV_ENV_FILE is written by a running `make run` (dev mode, its private servers' URLs),
+    # so `python -m app ...` in this checkout reaches that stack as it is.
+    model_config = SettingsConfigDict(env_file=(".env", DEV_ENV_FILE), extra="ignore")
 
     # "dev" is what `make run` uses; "test" is the test suite; anything else is production.
     ENVIRONMENT: Literal["dev", "test", "production"] = "production"
@@ -26,6 +33,9 @@ class Settings(BaseSettings):
     DB_PORT: int = 5432
     DB_POOL_SIZE: int = 20
     DB_STATEMENT_TIMEOUT_MS: int = 5000
+    # PgBouncer in transaction mode in front of PostgreSQL (README "Operators"). Unset: on
+    # exactly when the database port is PgBouncer's 6432.
+    DB_PGBOUNCER: bool | None = None
 
     REDIS_URL: str | None = None
 
@@ -40,8 +50,18 @@ class Settings(BaseSettings):
     ASYNC_SETTLEMENT: bool = False
     SETTLEMENT_URL: str = "http://127.0.0.1:9000/api/settlement/withdraw"
     SETTLEMENT_TIMEOUT_S: float = Field(default=5.0, gt=0)
-    # A PROCESSING withdrawal untouched this long is asked about by the reconciler.
+    # A QUEUED/PROCESSING withdrawal untouched this long is picked up by the sweeper/reconciler.
     RECONCILE_AFTER_S: int = Field(default=60, ge=0)
+
+    # Async payouts (arq worker): retries of an unknown settlement outcome, then reconciliation.
+    PAYOUT_MAX_TRIES: int = Field(default=6, ge=1)
+    PAYOUT_RETRY_BASE_S: float = Field(default=0.5, gt=0)
+    PAYOUT_RETRY_MAX_S: float = Field(default=30.0, gt=0)
+    WORKER_MAX_JOBS: int = Field(default=50, ge=1)
+    # A job killed with its worker is retried once this has passed (arq adds 10 s).
+    WORKER_JOB_TIMEOUT_S: int = Field(default=30, ge=1)
+    # How often the worker sweeps for withdrawals whose job was lost (a divisor of 60).
+    SWEEP_EVERY_S: int = Field(default=10, ge=1, le=60)
 
     RL_WINDOW_SEC: int = Field(default=10, gt=0)
     RL_MAX_REQUESTS: int = Field(default=300, ge=0)
@@ -67,6 +87,17 @@ class Settings(BaseSettings):
     BANK_LATENCY_MS: int = Field(default=0, ge=0)
     # Fraction (0..1) of bank calls that fail transiently before anything is recorded.
     BANK_FAILURE_RATE: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    # --- guard rails and observability (request log, logs, metrics) ---
+    # The request log is buffered in memory and written in batches off the request path; at
+    # most this many rows wait per process, later ones are dropped (and counted) until the
+    # writer catches up, so a slow database cannot exhaust memory.
+    REQUEST_LOG_BUFFER_ROWS: int = Field(default=10_000, ge=1)
+    REQUEST_LOG_BATCH_ROWS: int = Field(default=500, ge=1)
+    REQUEST_LOG_FLUSH_INTERVAL_S: float = Field(default=1.0, gt=0)
+    # Level of the JSON log lines on stdout (per request, per money event, warnings).
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # --- end guard rails and observability ---
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> "Settings":
@@ -96,6 +127,12 @@ class Settings(BaseSettings):
             raise RuntimeError("set DATABASE_URL or DB_HOST (make run provides one)")
         auth = self.POSTGRES_USER + (f":{self.POSTGRES_PASSWORD}" if self.POSTGRES_PASSWORD else "")
         return f"postgresql+asyncpg://{auth}@{self.DB_HOST}:{self.DB_PORT}/{self.POSTGRES_DB}"
+
+    @property
+    def behind_pgbouncer(self) -> bool:
+        if self.DB_PGBOUNCER is not None:
+            return self.DB_PGBOUNCER
+        return make_url(self.database_url).port == PGBOUNCER_PORT
 
     @property
     def redis_url(self) -> str:

@@ -1,7 +1,7 @@
 """Engine and session plumbing: one session per request; the transaction owner commits."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import (
@@ -20,13 +20,25 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         pool_size=pool_size or settings.DB_POOL_SIZE,
         max_overflow=0,
         pool_pre_ping=False,
-        connect_args={
+        connect_args=connect_args(settings),
+    )
+
+
+def connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's options, for PostgreSQL itself or for PgBouncer in transaction mode."""
+    if not settings.behind_pgbouncer:
+        return {
             "server_settings": {
                 "statement_timeout": str(settings.DB_STATEMENT_TIMEOUT_MS),
                 "application_name": "creditpool",
             },
-        },
-    )
+        }
+    # Transaction pooling hands each transaction to any server connection, so nothing may
+    # outlive one: asyncpg's cached named prepared statements would be missing (or collide)
+    # there. With its cache off it uses the unnamed statement, re-parsed at every execution
+    # (PgBouncer < 1.21 cannot track named ones). PgBouncer also refuses startup parameters it
+    # does not know, so the statement timeout comes from its connect_query instead.
+    return {"statement_cache_size": 0, "server_settings": {"application_name": "creditpool"}}
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

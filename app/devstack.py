@@ -16,7 +16,7 @@ from types import FrameType
 
 from app import migrations
 from app.auth.admins import admin_exists, ensure_admin
-from app.config import Settings, get_settings
+from app.config import DEV_ENV_FILE, Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.embedded import EmbeddedPostgres, EmbeddedRedis
 
@@ -28,7 +28,11 @@ def _log(message: str) -> None:
 
 
 def start_embedded_servers(settings: Settings) -> list[EmbeddedPostgres | EmbeddedRedis]:
-    """Start the private servers that the environment does not provide; export their URLs."""
+    """Start the private servers that the environment does not provide; export their URLs.
+
+    `settings` must come from the environment and `.env` only, not from an earlier run's
+    DEV_ENV_FILE, or a stale URL would stop us from starting the servers.
+    """
     data_dir = Path(settings.EMBEDDED_DATA_DIR)
     started: list[EmbeddedPostgres | EmbeddedRedis] = []
     if not settings.DATABASE_URL and not settings.DB_HOST:
@@ -45,6 +49,16 @@ def start_embedded_servers(settings: Settings) -> list[EmbeddedPostgres | Embedd
         _log(f"Redis on {redis.url}")
     get_settings.cache_clear()
     return started
+
+
+def _write_dev_env(settings: Settings) -> None:
+    """Let CLI commands and Locust in this checkout find this running stack."""
+    path = Path(DEV_ENV_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Written by `make run` while it runs; removed when it stops.\n"
+        f"ENVIRONMENT=dev\nDATABASE_URL={settings.database_url}\nREDIS_URL={settings.redis_url}\n"
+    )
 
 
 async def bootstrap_admin(settings: Settings) -> None:
@@ -95,14 +109,16 @@ def run() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    servers = start_embedded_servers(get_settings())
+    servers = start_embedded_servers(Settings(_env_file=".env"))
     processes: list[subprocess.Popen[bytes]] = []
     try:
         settings = get_settings()
+        _write_dev_env(settings)
         migrations.upgrade(settings.database_url)
         asyncio.run(bootstrap_admin(settings))
         api_port, settlement_port = settings.API_PORT, settings.SETTLEMENT_PORT
-        host = ["--host", "127.0.0.1", "--no-server-header"]
+        # --no-access-log: the apps write their own JSON line per request (app.access).
+        host = ["--host", "127.0.0.1", "--no-server-header", "--no-access-log"]
         named = {
             "api": _spawn("-m", "uvicorn", "app.main:app", *host, "--port", str(api_port)),
             "settlement": _spawn(
@@ -122,6 +138,7 @@ def run() -> int:
         return 0
     finally:
         _stop_all(processes)
+        Path(DEV_ENV_FILE).unlink(missing_ok=True)
         for server in reversed(servers):
             server.stop()
         _log("stopped")

@@ -3,20 +3,22 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
-from app.common import install_common
+from app.common import install_common, observability
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.health.router import database_check, redis_check
 from app.ledger.router import router as pool_router
 from app.merchants.router import admin_router as merchants_admin_router
 from app.merchants.router import router as merchants_router
-from app.redis import create_redis
+from app.observability.gauges import money_gauges
+from app.redis import create_arq, create_redis
+from app.requestlog.router import router as requestlog_router
 from app.withdrawals.router import router as withdrawals_router
+from app.withdrawals.settlement_client import create_http_client
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,11 +33,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.readiness_checks = {"database": database_check, "redis": redis_check}
         # One pooled client for the settlement hop; its timeout bounds how long a merchant
         # waits before getting 202 PROCESSING.
-        app.state.http = httpx.AsyncClient(timeout=settings.SETTLEMENT_TIMEOUT_S)
+        app.state.http = create_http_client(settings)
+        # Lazy: a Redis outage must not stop the api; queued payouts wait for the sweeper.
+        app.state.arq = create_arq(settings) if settings.ASYNC_SETTLEMENT else None
         try:
-            yield
+            async with observability(app):
+                yield
         finally:
             await app.state.http.aclose()
+            if app.state.arq is not None:
+                await app.state.arq.aclose()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
 
@@ -45,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Merchant payouts from credit lines backed by one shared pool.",
         lifespan=lifespan,
     )
-    install_common(app, settings)
+    install_common(app, settings, service="api", metric_probes=[money_gauges])
     for router in (
         auth_router,
         merchants_router,
@@ -53,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         withdrawals_router,
         pool_router,
         audit_router,
+        requestlog_router,
     ):
         app.include_router(router)
     return app

@@ -7,13 +7,19 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import problem_response
+from app.observability.logging import current_request_id
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestIdMiddleware:
-    """Accept a sane X-Request-ID or make one; expose it to handlers and echo it back."""
+    """Accept a sane X-Request-ID or make one; expose it to handlers and logs, echo it back.
+
+    It also adds the headers a dependency left in `request.state.response_headers` (the
+    RateLimit fields): they belong on every answer, including error responses and responses
+    that a handler builds itself.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -24,18 +30,24 @@ class RequestIdMiddleware:
             return
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")
         request_id = incoming.decode() if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
+                extra = state.get("response_headers") or {}
                 message["headers"] = [
-                    *message["headers"],
+                    *message.get("headers", []),
                     (REQUEST_ID_HEADER, request_id.encode()),
+                    *((name.lower().encode(), value.encode()) for name, value in extra.items()),
                 ]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        token = current_request_id.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            current_request_id.reset(token)
 
 
 class BodyLimitMiddleware:

@@ -1,3 +1,4 @@
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from app.config import Settings
@@ -12,3 +13,8 @@ def create_redis(settings: Settings) -> "Redis":
         socket_connect_timeout=2,
         health_check_interval=30,
     )
+
+
+def create_arq(settings: Settings) -> ArqRedis:
+    """The arq queue client; connects on first use, so an outage does not block start-up."""
+    return ArqRedis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)

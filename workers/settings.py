@@ -1,42 +1,62 @@
 """arq worker entry point: `arq workers.settings.WorkerSettings`.
 
-Each job is thin: open a session, call a service, commit.
+Health check for operators: `arq --check workers.settings.WorkerSettings` exits 0 while a
+worker has written its health key recently (every `health_check_interval` seconds).
 """
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from arq import cron
+from arq import cron, func
 from arq.connections import RedisSettings
 
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
-from app.idempotency import repository as idempotency_keys
+from app.observability.logging import configure_logging
+from app.withdrawals.settlement_client import create_http_client
+from workers.jobs import pay_withdrawal, purge_idempotency_keys, sweep_open_withdrawals
+
+settings = get_settings()
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    settings = get_settings()
+    configure_logging(settings.LOG_LEVEL)  # money events from payouts as JSON lines
     ctx["settings"] = settings
-    ctx["engine"] = create_engine(settings, pool_size=5)
+    ctx["engine"] = create_engine(settings, pool_size=min(settings.WORKER_MAX_JOBS, 20))
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
+    ctx["http"] = create_http_client(settings)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["http"].aclose()
     await ctx["engine"].dispose()
 
 
-async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
-    """Forget completed idempotency keys older than their retention (24 h by default)."""
-    hours = ctx["settings"].IDEMPOTENCY_KEY_TTL_HOURS
-    cutoff = datetime.now(UTC) - timedelta(hours=hours)
-    async with ctx["sessionmaker"]() as session, session.begin():
-        return await idempotency_keys.delete_created_before(session, cutoff=cutoff)
-
-
 class WorkerSettings:
-    redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
+    redis_settings = RedisSettings.from_dsn(settings.redis_url)
     on_startup = startup
     on_shutdown = shutdown
-    functions: list[Any] = []
-    cron_jobs = [cron(purge_idempotency_keys, minute={7}, run_at_startup=True)]
-    health_check_interval = 30
+    functions = [
+        # keep_result=0: a finished job leaves no result key, so the sweeper can enqueue the
+        # same withdrawal id again if it is still open.
+        func(
+            pay_withdrawal,
+            max_tries=settings.PAYOUT_MAX_TRIES,
+            keep_result=0,
+            timeout=settings.WORKER_JOB_TIMEOUT_S,
+        ),
+    ]
+    cron_jobs = [
+        cron(
+            sweep_open_withdrawals,
+            second=set(range(0, 60, settings.SWEEP_EVERY_S)),
+            run_at_startup=True,
+            keep_result=0,
+        ),
+        cron(purge_idempotency_keys, minute={7}, second={0}, run_at_startup=True, keep_result=0),
+    ]
+    max_jobs = settings.WORKER_MAX_JOBS
+    job_timeout = settings.WORKER_JOB_TIMEOUT_S
+    health_check_interval = 10
+    # SIGTERM: take no new job and let running ones finish for this long; one cut off after
+    # it goes back to the queue (jobs are idempotent). deploy/ allows 30 s before SIGKILL.
+    job_completion_wait = 20

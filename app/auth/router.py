@@ -66,6 +66,10 @@ async def _read_credentials(request: Request) -> TokenIn:
         raise RequestValidationError(
             [{"loc": ("body",), "msg": f"invalid JSON: {exc.msg}", "type": "json_invalid"}]
         ) from None
+    except UnicodeDecodeError:
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": "invalid JSON: not UTF-8", "type": "json_invalid"}]
+        ) from None
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_input=False)) from None
 

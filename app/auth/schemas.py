@@ -24,7 +24,8 @@ class RegisterOut(BaseModel):
 
 
 class TokenIn(StrictModel):
-    username: str = Field(min_length=1, max_length=64)
+    # No NUL: PostgreSQL text cannot hold one, so the lookup would fail with a 500.
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00]+$")
     password: str = Field(min_length=1, max_length=256)
 
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.common import install_common
+from app.common import install_common, observability
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.health.router import database_check
@@ -35,12 +35,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             failure_rate=settings.BANK_FAILURE_RATE,
         )
         try:
-            yield
+            async with observability(app):
+                yield
         finally:
             await app.state.engine.dispose()
 
     app = FastAPI(title="Creditpool settlement", version="1.0.0", lifespan=lifespan)
-    install_common(app, settings)
+    install_common(app, settings, service="settlement")
     app.include_router(settlement_router)
     return app
 

@@ -8,8 +8,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.models import WithdrawalStatus
 from app.withdrawals import repository, settlement_client
+from app.withdrawals.repository import OPEN_STATUSES
 from app.withdrawals.service import apply_settlement_answer
 from app.withdrawals.settlement_client import Outcome
 
@@ -33,7 +33,8 @@ async def reconcile(
     older_than: timedelta,
     limit: int = 500,
 ) -> ReconcileReport:
-    """Ask settlement about each PROCESSING withdrawal older than `older_than` and finish it.
+    """Ask settlement about each open (QUEUED or PROCESSING) withdrawal older than
+    `older_than` and finish it; works without Redis or a worker.
 
     Never received -> sent now; pending at settlement -> sent again (settlement pays at most
     once per withdrawal id); still unknown -> left for the next run.
@@ -43,7 +44,7 @@ async def reconcile(
         stuck = await repository.open_older_than(
             session,
             cutoff=datetime.now(UTC) - older_than,
-            statuses=(WithdrawalStatus.PROCESSING,),
+            statuses=tuple(OPEN_STATUSES),
             limit=limit,
         )
     for withdrawal in stuck:

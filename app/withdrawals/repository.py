@@ -170,6 +170,23 @@ async def open_older_than(
     return [WithdrawalRow(*row) for row in await session.execute(query)]
 
 
+async def start_processing(session: AsyncSession, *, withdrawal_id: UUID) -> WithdrawalRow | None:
+    """Mark an open withdrawal PROCESSING before a payout attempt; None if already final."""
+    row = (
+        await session.execute(
+            update(_w)
+            .where(_w.c.id == withdrawal_id, _w.c.status.in_(OPEN_STATUSES))
+            .values(
+                status=WithdrawalStatus.PROCESSING,
+                attempts=_w.c.attempts + 1,
+                updated_at=func.now(),
+            )
+            .returning(*_ROW_COLUMNS)
+        )
+    ).first()
+    return WithdrawalRow(*row) if row else None
+
+
 async def touch(session: AsyncSession, *, withdrawal_id: UUID) -> None:
     """Count an attempt and push the withdrawal to the back of the reconciler's list."""
     await session.execute(

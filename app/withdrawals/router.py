@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.auth.deps import ApprovedMerchant, CurrentMerchant
@@ -12,6 +12,7 @@ from app.errors import PROBLEM_JSON
 from app.idempotency.service import require_key
 from app.models import WithdrawalStatus
 from app.pagination import Cursor, Limit
+from app.ratelimit.deps import limit_withdrawals
 from app.withdrawals import listing, service
 from app.withdrawals.schemas import WithdrawalIn, WithdrawalOut, WithdrawalPage
 
@@ -31,6 +32,7 @@ _CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "VALIDATION_ERROR / IDEMPOTENCY_KEY_REUSED / SETTLEMENT_REFUSED",
         **_PROBLEM,
     },
+    429: {"description": "RATE_LIMITED: see Retry-After and the RateLimit headers", **_PROBLEM},
 }
 
 
@@ -47,7 +49,8 @@ def _out(row: Any) -> WithdrawalOut:
     )
 
 
-@router.post("", responses=_CREATE_RESPONSES)
+# The rate limit runs before the handler: a refused request claims no key and moves nothing.
+@router.post("", responses=_CREATE_RESPONSES, dependencies=[Depends(limit_withdrawals)])
 async def create_withdrawal(
     body: WithdrawalIn,
     caller: ApprovedMerchant,
@@ -63,12 +66,14 @@ async def create_withdrawal(
     answer = await service.create_withdrawal(
         session,
         http=request.app.state.http,
+        arq=request.app.state.arq,
         settings=request.app.state.settings,
         merchant_id=caller.merchant.id,
         key=key,
         amount=body.amount,
         request_id=getattr(request.state, "request_id", None),
     )
+    request.state.withdrawal_id = answer.body.get("withdrawal_id")  # for the request log
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     media_type = PROBLEM_JSON if answer.status >= 400 else "application/json"
     return JSONResponse(

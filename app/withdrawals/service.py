@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -21,12 +22,14 @@ from app.ledger import repository as ledger
 from app.merchants.errors import MerchantNotApproved
 from app.models import LedgerAccount, LedgerKind, MerchantStatus, WithdrawalStatus
 from app.money import format_amount
+from app.observability.events import money_event
 from app.withdrawals import repository, settlement_client
 from app.withdrawals.errors import (
     InsufficientMerchantCredit,
     InsufficientPool,
     SettlementRefused,
 )
+from app.withdrawals.queue import enqueue_payout
 from app.withdrawals.repository import WithdrawalRow
 from app.withdrawals.settlement_client import Outcome, SettlementAnswer
 
@@ -131,6 +134,7 @@ async def reserve(
     # Lock 3, last: the pool row, held from here to COMMIT only.
     if await ledger.take_from_pool(session, amount=amount) is None:
         raise InsufficientPool("the credit pool cannot cover this withdrawal right now")
+    money_event(session, "reserved", withdrawal)  # logged and counted once this commits
     return withdrawal
 
 
@@ -160,6 +164,7 @@ async def apply_settlement_answer(
                 amount=finished.amount,
                 withdrawal_id=finished.id,
             )
+            money_event(session, "settled", finished)
     elif answer.outcome == Outcome.REFUSED:
         finished = await repository.finish(
             session,
@@ -218,23 +223,27 @@ async def _release(session: AsyncSession, withdrawal: WithdrawalRow) -> None:
         withdrawal_id=withdrawal.id,
     )
     await ledger.add_to_pool(session, amount=withdrawal.amount)
+    money_event(session, "released", withdrawal)
 
 
 async def create_withdrawal(
     session: AsyncSession,
     *,
     http: httpx.AsyncClient,
+    arq: ArqRedis | None,
     settings: Settings,
     merchant_id: int,
     key: str,
     amount: Decimal,
     request_id: str | None = None,
 ) -> Answer:
-    """Reserve, pay through settlement, and finish; or replay the key's earlier answer.
+    """Reserve, then pay now (sync) or queue the payout (async); or replay the key's answer.
 
     `session` must have no transaction open: each step below is its own short transaction,
-    and no transaction or lock is held during the settlement call.
+    and no transaction or lock is held during the settlement call. Sync and async differ
+    only in who makes that call: this request, or a worker.
     """
+    queued = settings.ASYNC_SETTLEMENT
     request_hash = fingerprint({"amount": format_amount(amount)})
     try:
         async with session.begin():
@@ -244,8 +253,11 @@ async def create_withdrawal(
                 key=key,
                 request_hash=request_hash,
                 amount=amount,
-                initial_status=WithdrawalStatus.PROCESSING,
+                initial_status=WithdrawalStatus.QUEUED if queued else WithdrawalStatus.PROCESSING,
             )
+            if queued and isinstance(reserved, WithdrawalRow):
+                # The request ends at 202; replays get it until the worker stores the outcome.
+                await _store_answer(session, reserved, answer_for(reserved), only_if_open=True)
     except InsufficientPool as refusal:
         # The whole reservation rolled back; the key still keeps this final outcome.
         async with session.begin():
@@ -262,6 +274,11 @@ async def create_withdrawal(
         return Answer(reserved.status, reserved.body, replayed=True)
     if isinstance(reserved, AppError):
         raise reserved
+    if queued:
+        assert arq is not None, "ASYNC_SETTLEMENT needs the arq pool"
+        # Committed first: if this enqueue is lost, the QUEUED row is what the sweeper finds.
+        await enqueue_payout(arq, reserved.id)
+        return answer_for(reserved)
     answer = await settlement_client.pay(http, settings, reserved, request_id=request_id)
     async with session.begin():
         return await apply_settlement_answer(session, withdrawal=reserved, answer=answer)

@@ -10,6 +10,7 @@ import httpx
 
 from app.config import Settings
 from app.money import format_amount
+from app.observability.http import SettlementTimingTransport
 from app.withdrawals.repository import WithdrawalRow
 
 logger = logging.getLogger("app.withdrawals.settlement")
@@ -30,6 +31,13 @@ class SettlementAnswer:
     outcome: Outcome
     bank_reference: str | None = None
     failure_code: str | None = None
+
+
+def create_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The pooled client for settlement calls; its timeout bounds the wait for an answer."""
+    return httpx.AsyncClient(
+        timeout=settings.SETTLEMENT_TIMEOUT_S, transport=SettlementTimingTransport()
+    )
 
 
 def _headers(settings: Settings, request_id: str | None) -> dict[str, str]:

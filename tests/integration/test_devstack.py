@@ -65,6 +65,20 @@ def test_run_starts_private_servers_and_ctrl_c_stops_everything(tmp_path: Path) 
         assert len(started) >= 3  # api, settlement, worker
         assert postgres, "the private servers run from the temporary data directory"
 
+        # The seed's CLI recipe works verbatim against the running stack (no URLs, no mode).
+        cli_env = {k: v for k, v in env.items() if k != "ENVIRONMENT"}
+        audit = subprocess.run(
+            [sys.executable, "-m", "app", "audit"],
+            cwd=ROOT,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert audit.returncode == 0, audit.stdout + audit.stderr
+        assert "audit: PASS" in audit.stdout
+
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
     finally:
@@ -74,3 +88,4 @@ def test_run_starts_private_servers_and_ctrl_c_stops_everything(tmp_path: Path) 
     _, alive = psutil.wait_procs([*started, *postgres], timeout=10)
     assert alive == [], f"left behind: {[p.pid for p in alive]}"
     assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    assert not (tmp_path / "data" / "dev.env").exists()  # gone with the stack

@@ -12,9 +12,9 @@ from app.embedded.process import free_port
 
 
 @asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[str]:
+async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
     """Serve `app` on 127.0.0.1 with uvicorn; yields its base URL."""
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:

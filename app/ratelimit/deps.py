@@ -1,0 +1,91 @@
+"""The per-merchant withdrawal rate limit, as a route dependency.
+
+It runs after authentication and before the handler, so a refused request never reaches the
+Idempotency-Key claim or the money: it stores nothing and moves nothing.
+
+Redis down means no limit (fail open), counted in creditpool_ratelimit_unavailable_total and
+logged: the limit protects fairness and capacity, not money. Every withdrawal still needs an
+approved merchant, a fresh Idempotency-Key and credit headroom that PostgreSQL checks under a
+row lock, so an unlimited minute cannot move a cent that the limit would have kept; failing
+closed would instead turn a Redis restart into a payout outage.
+"""
+
+import logging
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.exceptions import RedisError
+
+from app.auth.deps import ApprovedMerchant
+from app.errors import AppError
+from app.observability.metrics import RATE_LIMIT_REJECTIONS, RATE_LIMIT_UNAVAILABLE
+from app.ratelimit.limiter import Decision, SlidingWindowLimiter
+
+logger = logging.getLogger("app.ratelimit")
+
+POLICY = "withdrawals"
+# During an outage every request would log; one line per interval per process is enough.
+UNAVAILABLE_LOG_INTERVAL_S = 10.0
+_last_unavailable_log = -UNAVAILABLE_LOG_INTERVAL_S
+
+
+class RateLimited(AppError):
+    status, code, title = 429, "RATE_LIMITED", "Too many requests"
+
+
+def rate_limit_headers(decision: Decision) -> dict[str, str]:
+    """The IETF RateLimit-Policy / RateLimit fields (draft-ietf-httpapi-ratelimit-headers)."""
+    return {
+        "RateLimit-Policy": f'"{POLICY}";q={decision.limit};w={decision.window_s}',
+        "RateLimit": f'"{POLICY}";r={decision.remaining};t={decision.reset_s}',
+    }
+
+
+def _limiter(request: Request) -> SlidingWindowLimiter:
+    state = request.app.state
+    if getattr(state, "withdrawal_limiter", None) is None:
+        state.withdrawal_limiter = SlidingWindowLimiter(state.redis)
+    limiter: SlidingWindowLimiter = state.withdrawal_limiter
+    return limiter
+
+
+def _note_unavailable(exc: RedisError) -> None:
+    global _last_unavailable_log
+    RATE_LIMIT_UNAVAILABLE.labels(limit=POLICY).inc()
+    now = time.monotonic()
+    if now - _last_unavailable_log >= UNAVAILABLE_LOG_INTERVAL_S:
+        _last_unavailable_log = now
+        logger.warning(
+            "rate limit unavailable, letting withdrawals through unlimited: %s",
+            type(exc).__name__,
+            extra={"limit": POLICY},
+        )
+
+
+async def limit_withdrawals(request: Request, caller: ApprovedMerchant) -> None:
+    """RL_MAX_REQUESTS withdrawals per RL_WINDOW_SEC per merchant (0 = no limit)."""
+    settings = request.app.state.settings
+    if settings.RL_MAX_REQUESTS == 0:
+        return
+    try:
+        decision = await _limiter(request).hit(
+            f"ratelimit:{POLICY}:{caller.merchant.id}",
+            limit=settings.RL_MAX_REQUESTS,
+            window_s=settings.RL_WINDOW_SEC,
+        )
+    except RedisError as exc:
+        _note_unavailable(exc)
+        return
+    # On every answer to this request, whatever the handler returns (see RequestIdMiddleware).
+    request.state.response_headers = rate_limit_headers(decision)
+    if not decision.allowed:
+        RATE_LIMIT_REJECTIONS.labels(limit=POLICY).inc()
+        raise RateLimited(
+            f"at most {decision.limit} withdrawals per {decision.window_s} s; "
+            f"retry in {decision.reset_s} s",
+            headers={"Retry-After": str(decision.reset_s)},
+        )
+
+
+WithdrawalRateLimit = Annotated[None, Depends(limit_withdrawals)]

@@ -1,0 +1,42 @@
+"""arq jobs: each is thin, it opens what it needs from ctx and calls one service."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from arq import Retry
+
+from app.idempotency import repository as idempotency_keys
+from app.withdrawals.payout import attempt_payout, backoff_s
+from app.withdrawals.queue import sweep
+
+
+async def pay_withdrawal(ctx: dict[str, Any], withdrawal_id: str) -> str:
+    """Pay one queued withdrawal; an unknown outcome retries with backoff, then waits for
+    the sweeper (the withdrawal stays PROCESSING, its money reserved)."""
+    settings = ctx["settings"]
+    attempt = await attempt_payout(
+        ctx["sessionmaker"],
+        http=ctx["http"],
+        settings=settings,
+        withdrawal_id=UUID(withdrawal_id),
+        final_attempt=ctx["job_try"] >= settings.PAYOUT_MAX_TRIES,
+    )
+    if attempt.retry:
+        raise Retry(defer=backoff_s(settings, ctx["job_try"]))
+    return attempt.outcome
+
+
+async def sweep_open_withdrawals(ctx: dict[str, Any]) -> int:
+    """Re-enqueue withdrawals whose job Redis lost, or that wait for reconciliation."""
+    older_than = timedelta(seconds=ctx["settings"].RECONCILE_AFTER_S)
+    async with ctx["sessionmaker"]() as session:
+        return await sweep(session, ctx["redis"], older_than=older_than)
+
+
+async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
+    """Forget completed idempotency keys older than their retention (24 h by default)."""
+    hours = ctx["settings"].IDEMPOTENCY_KEY_TTL_HOURS
+    cutoff = datetime.now(UTC) - timedelta(hours=hours)
+    async with ctx["sessionmaker"]() as session, session.begin():
+        return await idempotency_keys.delete_created_before(session, cutoff=cutoff)

@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -176,8 +177,45 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# SQLSTATEs that mean "busy or unreachable", not "wrong": the statement's transaction rolled
+# back and nothing changed, so the client may retry (with the same Idempotency-Key):
+# query_canceled (statement timeout), serialization/deadlock, lock_not_available, class 53
+# (insufficient resources), class 08 (connection), 57P (shutdown).
+_TRANSIENT_SQLSTATES = ("57014", "40001", "40P01", "55P03", "53", "08", "57P")
+
+
+def is_transient_database_error(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.TimeoutError | sa_exc.InterfaceError):  # pool wait, lost link
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        state = getattr(exc.orig, "sqlstate", None)
+        return isinstance(state, str) and state.startswith(_TRANSIENT_SQLSTATES)
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not is_transient_database_error(exc):
+        return await _unexpected_error(request, exc)
+    logger.warning(
+        "database busy or unreachable: %s",
+        type(exc).__name__,
+        extra={"request_id": getattr(request.state, "request_id", None)},
+    )
+    return problem_response(
+        request,
+        status=503,
+        code="DATABASE_BUSY",
+        title="Database busy",
+        detail="The database did not answer in time; nothing was changed. Retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(sa_exc.SQLAlchemyError, _database_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)

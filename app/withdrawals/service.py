@@ -5,6 +5,7 @@ the request, a worker or the reconciler gets there first. Locks are taken in one
 everywhere: idempotency key, merchant credit line, then the pool row last.
 """
 
+import logging
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -12,10 +13,11 @@ from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.errors import AppError
+from app.errors import AppError, is_transient_database_error
 from app.idempotency import repository as idempotency_keys
 from app.idempotency.service import IdempotencyKeyReused, Replay, claim_or_replay, fingerprint
 from app.ledger import repository as ledger
@@ -32,6 +34,8 @@ from app.withdrawals.errors import (
 from app.withdrawals.queue import enqueue_payout
 from app.withdrawals.repository import WithdrawalRow
 from app.withdrawals.settlement_client import Outcome, SettlementAnswer
+
+logger = logging.getLogger("app.withdrawals")
 
 
 @dataclass(frozen=True)
@@ -280,5 +284,13 @@ async def create_withdrawal(
         await enqueue_payout(arq, reserved.id)
         return answer_for(reserved)
     answer = await settlement_client.pay(http, settings, reserved, request_id=request_id)
-    async with session.begin():
-        return await apply_settlement_answer(session, withdrawal=reserved, answer=answer)
+    try:
+        async with session.begin():
+            return await apply_settlement_answer(session, withdrawal=reserved, answer=answer)
+    except SQLAlchemyError as exc:
+        if not is_transient_database_error(exc):
+            raise
+        # Reserved, maybe paid, not yet recorded: the reconciler records it (settlement knows
+        # the outcome), so the merchant hears "processing", never an error.
+        logger.warning("finishing %s deferred to the reconciler: %s", reserved.id, exc)
+        return answer_for(reserved)

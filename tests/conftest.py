@@ -18,6 +18,7 @@ from app import migrations  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
 from app.db import create_engine, create_sessionmaker  # noqa: E402
 from app.models import Base  # noqa: E402
+from app.requestlog.buffer import flush as flush_request_log  # noqa: E402
 from tests.support.servers import serve  # noqa: E402
 from tests.support.stack import ServerStack, running_stack  # noqa: E402
 
@@ -38,11 +39,16 @@ def base_settings(stack: ServerStack) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def settlement_url(base_settings: Settings) -> AsyncIterator[str]:
-    """The settlement app served over real HTTP by uvicorn for the whole session."""
+def shared_settlement_app(base_settings: Settings) -> FastAPI:
     from app.settlement.main import create_app
 
-    async with serve(create_app(base_settings)) as base_url:
+    return create_app(base_settings)
+
+
+@pytest.fixture(scope="session")
+async def settlement_url(shared_settlement_app: FastAPI) -> AsyncIterator[str]:
+    """The settlement app served over real HTTP by uvicorn for the whole session."""
+    async with serve(shared_settlement_app) as base_url:
         yield f"{base_url}/api/settlement/withdraw"
 
 
@@ -64,9 +70,14 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @pytest.fixture
-async def clean_db(engine: AsyncEngine) -> AsyncIterator[None]:
+async def clean_db(engine: AsyncEngine, shared_settlement_app: FastAPI) -> AsyncIterator[None]:
     """Every integration test starts from empty tables and an empty pool."""
     yield
+    # The shared settlement server writes its request log in the background: write what it
+    # holds now, so no row of this test lands in the next one.
+    state = shared_settlement_app.state
+    if hasattr(state, "engine"):
+        await flush_request_log(state.request_log, state.engine)
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))

@@ -85,6 +85,12 @@ async def clean_db(engine: AsyncEngine, shared_settlement_app: FastAPI) -> Async
 
 
 @pytest.fixture
+def auth(settings: Settings) -> dict[str, str]:
+    """The core's internal token, as settlement expects it."""
+    return {"X-Internal-Token": settings.INTERNAL_TOKEN}
+
+
+@pytest.fixture
 async def redis(settings: Settings) -> AsyncIterator[Redis]:
     client = Redis.from_url(settings.redis_url)
     yield client

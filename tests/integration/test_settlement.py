@@ -14,25 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from tests.conftest import _client_for
+from tests.support.settlement import WITHDRAW, new_order
 
-WITHDRAW = "/api/settlement/withdraw"
 BANK_REFERENCE = re.compile(r"^BNK-[0-9A-F]{16}$")
-
-
-def new_order(**overrides: Any) -> dict[str, Any]:
-    return {
-        "withdrawal_id": str(uuid.uuid4()),
-        "merchant_id": 1,
-        "account_id": str(uuid.uuid4()),
-        "amount": "10.00",
-        "account": "DE89370400440532013000",
-        **overrides,
-    }
-
-
-@pytest.fixture
-def auth(settings: Settings) -> dict[str, str]:
-    return {"X-Internal-Token": settings.INTERNAL_TOKEN}
 
 
 async def settlement_with(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:

@@ -1,7 +1,6 @@
 """Settlement refuses anything but a well-formed order from the core, and records nothing."""
 
 import json
-import uuid
 from typing import Any
 
 import httpx
@@ -9,25 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import Settings
-
-WITHDRAW = "/api/settlement/withdraw"
-
-
-def new_order(**overrides: Any) -> dict[str, Any]:
-    return {
-        "withdrawal_id": str(uuid.uuid4()),
-        "merchant_id": 1,
-        "account_id": str(uuid.uuid4()),
-        "amount": "10.00",
-        "account": "DE89370400440532013000",
-        **overrides,
-    }
-
-
-@pytest.fixture
-def auth(settings: Settings) -> dict[str, str]:
-    return {"X-Internal-Token": settings.INTERNAL_TOKEN}
+from tests.support.settlement import WITHDRAW, new_order
 
 
 async def assert_nothing_recorded(sm: async_sessionmaker[AsyncSession]) -> None:

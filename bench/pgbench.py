@@ -1,11 +1,11 @@
 """PostgreSQL's ceiling for transaction 1 (the reservation), measured with pgbench.
 
-The script sends the statements of app/withdrawals/service.py reserve() in sync mode, as
-app/withdrawals/repository.py, app/idempotency/repository.py and app/ledger/repository.py
-write them, one round trip each, on the seeded merchants picked at random. Prepared
-statements (-M prepared), as asyncpg uses. What it leaves out is everything Python does: the
-HTTP request, auth, the settlement hop and transaction 2. So api completed/s divided by this
-tps says how much of the database's capacity the whole product turns into withdrawals.
+The script sends what app/withdrawals/service.py reserve() sends in sync mode: BEGIN, one
+call of creditpool_reserve() (alembic/versions/0002), COMMIT, on seeded merchants picked at
+random. Prepared statements (-M prepared), as asyncpg uses. What it leaves out is everything
+Python does: the HTTP request, auth, the settlement hop and transaction 2. So api completed/s
+divided by this tps says how much of the database's capacity the whole product turns into
+withdrawals.
 """
 
 import re
@@ -24,33 +24,9 @@ AMOUNT = "1.00"
 RESERVE_SCRIPT = """\
 \\set mid random(:lo, :hi)
 BEGIN;
-INSERT INTO idempotency_keys (merchant_id, key, request_hash)
-  VALUES (:mid, md5(random()::text), 'pgbench')
-  ON CONFLICT DO NOTHING RETURNING idempotency_keys.key \\gset
-SELECT merchants.status, merchants.bank_account, wallet_accounts.id AS account_id,
-       merchant_credits.credit_limit, merchant_credits.utilized_amount
-  FROM merchant_credits
-  JOIN merchants ON merchants.id = merchant_credits.merchant_id
-  JOIN wallet_accounts ON wallet_accounts.merchant_id = merchant_credits.merchant_id
-  WHERE merchant_credits.merchant_id = :mid FOR UPDATE OF merchant_credits \\gset
-INSERT INTO withdrawals (id, merchant_id, account_id, amount, bank_account, status,
-                         idempotency_key, reserve_tx_id)
-  VALUES (gen_random_uuid(), :mid, :account_id, :amount, :bank_account, 'PROCESSING',
-          :key, gen_random_uuid())
-  ON CONFLICT DO NOTHING
-  RETURNING withdrawals.id AS withdrawal_id, withdrawals.merchant_id, withdrawals.account_id,
-            withdrawals.amount, withdrawals.bank_account, withdrawals.status AS w_status,
-            withdrawals.idempotency_key, withdrawals.bank_reference, withdrawals.failure_code,
-            withdrawals.reserve_tx_id, withdrawals.final_tx_id, withdrawals.attempts,
-            withdrawals.created_at, withdrawals.updated_at \\gset
-UPDATE merchant_credits SET utilized_amount = merchant_credits.utilized_amount + :amount
-  WHERE merchant_credits.merchant_id = :mid;
-INSERT INTO ledger_entries (tx_id, kind, account, amount, withdrawal_id)
-  VALUES (:reserve_tx_id, 'RESERVE', 'POOL', :negative_amount, :withdrawal_id),
-         (:reserve_tx_id, 'RESERVE', 'IN_FLIGHT', :amount, :withdrawal_id);
-UPDATE credit_pool SET available = credit_pool.available - :amount, updated_at = now()
-  WHERE credit_pool.id = 1 AND credit_pool.available >= :amount
-  RETURNING credit_pool.available;
+SELECT * FROM creditpool_reserve(:mid, md5(random()::text), 'pgbench', :amount, 'PROCESSING',
+                                 gen_random_uuid(), gen_random_uuid(), NULL, 409,
+                                 '{"code": "INSUFFICIENT_POOL"}');
 COMMIT;
 """
 
@@ -121,8 +97,6 @@ def run_reserve(
                 f"hi={merchant_ids[1]}",
                 "-D",
                 f"amount={AMOUNT}",
-                "-D",
-                f"negative_amount=-{AMOUNT}",
                 "-f",
                 str(Path(script.name)),
                 database,

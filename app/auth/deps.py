@@ -12,7 +12,7 @@ from app.auth.tokens import read_token
 from app.db import SessionDep
 from app.errors import Unauthorized
 from app.merchants.errors import MerchantNotApproved
-from app.models import Merchant, MerchantStatus, User
+from app.models import MerchantStatus
 
 TOKEN_URL = "/api/v1/auth/token"
 # auto_error=False: a missing token becomes our own problem+json 401, not FastAPI's.
@@ -20,9 +20,21 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
 @dataclass(frozen=True)
+class CallerUser:
+    id: int
+    is_admin: bool
+
+
+@dataclass(frozen=True)
+class CallerMerchant:
+    id: int
+    status: str
+
+
+@dataclass(frozen=True)
 class Caller:
-    user: User
-    merchant: Merchant | None
+    user: CallerUser
+    merchant: CallerMerchant | None
 
 
 async def current_caller(
@@ -33,13 +45,18 @@ async def current_caller(
     if not token:
         raise Unauthorized("a bearer access token is required")
     user_id = read_token(request.app.state.settings, token, expected_type="access")
-    found = await repository.get_user_and_merchant(session, user_id=user_id)
+    found = await repository.get_identity(session, user_id=user_id)
     # Release the connection now: the route opens its own transactions, and a request must not
     # sit idle in a transaction (e.g. across the settlement call) holding a pooled connection.
     await session.close()
     if found is None:
         raise InvalidToken("the token's user no longer exists")
-    user, merchant = found
+    user = CallerUser(id=found.user_id, is_admin=found.is_admin)
+    merchant = (
+        None
+        if found.merchant_id is None or found.merchant_status is None
+        else CallerMerchant(id=found.merchant_id, status=found.merchant_status)
+    )
     request.state.actor = f"merchant:{merchant.id}" if merchant else f"user:{user.id}"
     return Caller(user=user, merchant=merchant)
 
@@ -47,19 +64,19 @@ async def current_caller(
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
 
 
-async def admin_user(caller: CurrentCaller) -> User:
+async def admin_user(caller: CurrentCaller) -> CallerUser:
     if not caller.user.is_admin:
         raise AdminRequired()
     return caller.user
 
 
-AdminUser = Annotated[User, Depends(admin_user)]
+AdminUser = Annotated[CallerUser, Depends(admin_user)]
 
 
 @dataclass(frozen=True)
 class MerchantCaller:
-    user: User
-    merchant: Merchant
+    user: CallerUser
+    merchant: CallerMerchant
 
 
 async def current_merchant(caller: CurrentCaller) -> MerchantCaller:

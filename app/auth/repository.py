@@ -1,7 +1,23 @@
-from sqlalchemy import select
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Merchant, User
+
+_users = cast(Table, User.__table__)
+_merchants = cast(Table, Merchant.__table__)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a token's user is right now: plain values, read on every authenticated request."""
+
+    user_id: int
+    is_admin: bool
+    merchant_id: int | None
+    merchant_status: str | None
 
 
 async def get_user(session: AsyncSession, *, user_id: int) -> User | None:
@@ -12,15 +28,17 @@ async def get_user_by_username(session: AsyncSession, *, username: str) -> User 
     return await session.scalar(select(User).where(User.username == username))
 
 
-async def get_user_and_merchant(
-    session: AsyncSession, *, user_id: int
-) -> tuple[User, Merchant | None] | None:
-    """The user and, for merchants, their merchant row, in one query."""
+async def get_identity(session: AsyncSession, *, user_id: int) -> Identity | None:
+    """The user's role and, for merchants, their merchant id and status, in one Core query.
+
+    Every request runs this, so it builds no ORM objects (see STYLE.md, "Hot path").
+    """
     row = (
         await session.execute(
-            select(User, Merchant)
-            .outerjoin(Merchant, Merchant.user_id == User.id)
-            .where(User.id == user_id)
+            select(_users.c.id, _users.c.is_admin, _merchants.c.id, _merchants.c.status)
+            .select_from(_users)
+            .outerjoin(_merchants, _merchants.c.user_id == _users.c.id)
+            .where(_users.c.id == user_id)
         )
     ).first()
-    return (row[0], row[1]) if row else None
+    return Identity(*row) if row else None

@@ -1,4 +1,4 @@
-"""Idempotency keys as Core statements: claimed in the reservation's own transaction."""
+"""Idempotency keys as Core statements (the claim itself is in creditpool_reserve(), 0002)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -6,7 +6,6 @@ from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy import Table, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import IdempotencyKey
@@ -19,17 +18,6 @@ class StoredKey:
     request_hash: str
     response_status: int | None
     response_body: dict[str, Any] | None
-
-
-async def claim(session: AsyncSession, *, merchant_id: int, key: str, request_hash: str) -> bool:
-    """Claim the key; False when it exists (a concurrent claim waits for the other to commit)."""
-    claimed = await session.scalar(
-        insert(_keys)
-        .values(merchant_id=merchant_id, key=key, request_hash=request_hash)
-        .on_conflict_do_nothing()
-        .returning(_keys.c.key)
-    )
-    return claimed is not None
 
 
 async def get(session: AsyncSession, *, merchant_id: int, key: str) -> StoredKey | None:
@@ -69,30 +57,6 @@ async def store_response(
     if only_if_open:
         query = query.where(_keys.c.response_status.is_(None))
     await session.execute(query.values(values))
-
-
-async def insert_completed(
-    session: AsyncSession,
-    *,
-    merchant_id: int,
-    key: str,
-    request_hash: str,
-    status: int,
-    body: dict[str, Any],
-) -> None:
-    """Store a final outcome for a key whose claim was rolled back (no-op if claimed since)."""
-    await session.execute(
-        insert(_keys)
-        .values(
-            merchant_id=merchant_id,
-            key=key,
-            request_hash=request_hash,
-            response_status=status,
-            response_body=body,
-            completed_at=func.now(),
-        )
-        .on_conflict_do_nothing()
-    )
 
 
 async def delete_created_before(session: AsyncSession, *, cutoff: datetime) -> int:

@@ -5,10 +5,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.errors import AppError
-from app.idempotency import repository
+from app.idempotency.repository import StoredKey
 
 MAX_KEY_LENGTH = 255
 
@@ -54,17 +52,8 @@ def fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def claim_or_replay(
-    session: AsyncSession, *, merchant_id: int, key: str, request_hash: str
-) -> Replay | None:
-    """Claim the key for this request (None), or the earlier request's stored answer.
-
-    Raises IdempotencyKeyReused for another body and IdempotencyKeyInUse while the first
-    request with this key is still running.
-    """
-    if await repository.claim(session, merchant_id=merchant_id, key=key, request_hash=request_hash):
-        return None
-    stored = await repository.get(session, merchant_id=merchant_id, key=key)
+def replay_or_raise(stored: StoredKey | None, *, request_hash: str) -> Replay:
+    """What a request gets when its key was already claimed: the stored answer, or an error."""
     if stored is None:
         # The other claim was rolled back between our INSERT and SELECT; ask the client to retry.
         raise IdempotencyKeyInUse("the first request with this key has just ended; retry")

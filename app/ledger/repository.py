@@ -79,18 +79,3 @@ async def add_to_pool(session: AsyncSession, *, amount: Decimal) -> Decimal:
     if available is None:
         raise RuntimeError("the credit_pool row is missing (migrations create it)")
     return Decimal(available)
-
-
-async def take_from_pool(session: AsyncSession, *, amount: Decimal) -> Decimal | None:
-    """Take `amount` from the pool if it has that much; None (and no change) if not.
-
-    One conditional UPDATE checks and takes the row lock in one round trip; call it last in
-    the transaction so the lock, which serialises every reservation, is held until COMMIT only.
-    """
-    available = await session.scalar(
-        update(_pool)
-        .where(_pool.c.id == POOL_ROW_ID, _pool.c.available >= amount)
-        .values(available=_pool.c.available - amount, updated_at=func.now())
-        .returning(_pool.c.available)
-    )
-    return None if available is None else Decimal(available)

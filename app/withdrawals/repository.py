@@ -6,31 +6,16 @@ from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Table, func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, bindparam, func, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Merchant, MerchantCredit, WalletAccount, Withdrawal, WithdrawalStatus
+from app.models import MerchantCredit, Withdrawal, WithdrawalStatus
 
 _w = cast(Table, Withdrawal.__table__)
 _credits = cast(Table, MerchantCredit.__table__)
-_merchants = cast(Table, Merchant.__table__)
-_accounts = cast(Table, WalletAccount.__table__)
 
 OPEN_STATUSES = (WithdrawalStatus.QUEUED, WithdrawalStatus.PROCESSING)
-
-
-@dataclass(frozen=True)
-class LockedLine:
-    status: str
-    bank_account: str
-    account_id: UUID
-    credit_limit: Decimal
-    utilized_amount: Decimal
-
-    @property
-    def available(self) -> Decimal:
-        return self.credit_limit - self.utilized_amount
 
 
 @dataclass(frozen=True)
@@ -54,25 +39,69 @@ class WithdrawalRow:
 _ROW_COLUMNS = [getattr(_w.c, name) for name in WithdrawalRow.__dataclass_fields__]
 
 
-async def lock_credit_line(session: AsyncSession, *, merchant_id: int) -> LockedLine | None:
-    """Lock the merchant's line (first lock of every money movement), with status and headroom."""
+@dataclass(frozen=True)
+class Reservation:
+    """What creditpool_reserve() did (alembic/versions/0002 lists the outcomes)."""
+
+    outcome: str
+    available_credit: Decimal | None
+    stored_hash: str | None
+    stored_status: int | None
+    stored_body: dict[str, Any] | None
+    withdrawal: WithdrawalRow | None
+
+
+# Transaction 1 in one round trip: the key, the line lock, the writes and the pool row last, all
+# inside PostgreSQL, so the transaction never waits on this process while it holds a lock.
+_RESERVE = (
+    text(
+        "SELECT * FROM creditpool_reserve(:merchant_id, :key, :request_hash, :amount, :status, "
+        ":withdrawal_id, :reserve_tx_id, :pending_body, :pool_refusal_status, "
+        ":pool_refusal_body)"
+    )
+    .bindparams(
+        bindparam("pending_body", type_=JSONB(none_as_null=True)),
+        bindparam("pool_refusal_body", type_=JSONB),
+    )
+    .columns(stored_body=JSONB)
+)
+
+
+async def reserve(
+    session: AsyncSession,
+    *,
+    merchant_id: int,
+    key: str,
+    request_hash: str,
+    amount: Decimal,
+    status: str,
+    withdrawal_id: UUID,
+    reserve_tx_id: UUID,
+    pending_body: dict[str, Any] | None,
+    pool_refusal_status: int,
+    pool_refusal_body: dict[str, Any],
+) -> Reservation:
+    """Run transaction 1's statements in one call (the caller owns BEGIN/COMMIT)."""
     row = (
         await session.execute(
-            select(
-                _merchants.c.status,
-                _merchants.c.bank_account,
-                _accounts.c.id,
-                _credits.c.credit_limit,
-                _credits.c.utilized_amount,
-            )
-            .select_from(_credits)
-            .join(_merchants, _merchants.c.id == _credits.c.merchant_id)
-            .join(_accounts, _accounts.c.merchant_id == _credits.c.merchant_id)
-            .where(_credits.c.merchant_id == merchant_id)
-            .with_for_update(of=_credits)
+            _RESERVE,
+            {
+                "merchant_id": merchant_id,
+                "key": key,
+                "request_hash": request_hash,
+                "amount": amount,
+                "status": status,
+                "withdrawal_id": withdrawal_id,
+                "reserve_tx_id": reserve_tx_id,
+                "pending_body": pending_body,
+                "pool_refusal_status": pool_refusal_status,
+                "pool_refusal_body": pool_refusal_body,
+            },
         )
-    ).first()
-    return LockedLine(*row) if row else None
+    ).one()
+    outcome, available, stored_hash, stored_status, stored_body, *columns = row
+    withdrawal = WithdrawalRow(*columns) if outcome == "RESERVED" else None
+    return Reservation(outcome, available, stored_hash, stored_status, stored_body, withdrawal)
 
 
 async def change_utilized(session: AsyncSession, *, merchant_id: int, delta: Decimal) -> None:
@@ -82,16 +111,6 @@ async def change_utilized(session: AsyncSession, *, merchant_id: int, delta: Dec
         .where(_credits.c.merchant_id == merchant_id)
         .values(utilized_amount=_credits.c.utilized_amount + delta)
     )
-
-
-async def insert_withdrawal(session: AsyncSession, **values: Any) -> WithdrawalRow | None:
-    """Insert a withdrawal; None if (merchant, idempotency key) already has one."""
-    row = (
-        await session.execute(
-            insert(_w).values(**values).on_conflict_do_nothing().returning(*_ROW_COLUMNS)
-        )
-    ).first()
-    return WithdrawalRow(*row) if row else None
 
 
 async def finish(

@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.errors import AppError, is_transient_database_error
 from app.idempotency import repository as idempotency_keys
-from app.idempotency.service import IdempotencyKeyReused, Replay, claim_or_replay, fingerprint
+from app.idempotency.repository import StoredKey
+from app.idempotency.service import IdempotencyKeyReused, Replay, fingerprint, replay_or_raise
 from app.ledger import repository as ledger
 from app.merchants.errors import MerchantNotApproved
-from app.models import LedgerAccount, LedgerKind, MerchantStatus, WithdrawalStatus
+from app.models import LedgerAccount, LedgerKind, WithdrawalStatus
 from app.money import format_amount
 from app.observability.events import money_event
 from app.withdrawals import repository, settlement_client
@@ -68,13 +69,17 @@ def _refused(withdrawal: WithdrawalRow) -> SettlementRefused:
     )
 
 
+def pending_body(withdrawal_id: uuid.UUID, status: str) -> dict[str, Any]:
+    return {"withdrawal_id": str(withdrawal_id), "status": status}
+
+
 def answer_for(withdrawal: WithdrawalRow) -> Answer:
     """The answer a withdrawal's current state deserves."""
     if withdrawal.status == WithdrawalStatus.SUCCESS:
         return Answer(200, success_body(withdrawal))
     if withdrawal.status == WithdrawalStatus.FAILED:
         return Answer(422, _refused(withdrawal).problem())
-    return Answer(202, {"withdrawal_id": str(withdrawal.id), "status": withdrawal.status})
+    return Answer(202, pending_body(withdrawal.id, withdrawal.status))
 
 
 async def reserve(
@@ -85,61 +90,64 @@ async def reserve(
     request_hash: str,
     amount: Decimal,
     initial_status: WithdrawalStatus,
-) -> WithdrawalRow | Replay | InsufficientMerchantCredit:
+) -> WithdrawalRow | Replay | InsufficientMerchantCredit | InsufficientPool:
     """Transaction 1's statements: claim the key, then reserve on the line and the pool.
 
-    Returns the refusal for insufficient credit instead of raising it, because that outcome
-    is stored on the key and must be committed; InsufficientPool is raised (the caller rolls
-    back the whole reservation and stores the outcome separately).
+    Refusals for insufficient credit or pool are returned instead of raised, because they are
+    stored on the key and must be committed; the other errors roll the transaction back.
     """
-    replay = await claim_or_replay(
-        session, merchant_id=merchant_id, key=key, request_hash=request_hash
+    withdrawal_id = uuid.uuid4()
+    # Async mode answers 202 at once; the key stores that answer in the same transaction.
+    pending = (
+        pending_body(withdrawal_id, initial_status)
+        if initial_status == WithdrawalStatus.QUEUED
+        else None
     )
-    if replay is not None:
-        return replay
-    # Lock 2: the merchant's line. Concurrent withdrawals of one merchant queue here.
-    line = await repository.lock_credit_line(session, merchant_id=merchant_id)
-    if line is None or line.status != MerchantStatus.APPROVED:
-        raise MerchantNotApproved("the merchant is not approved for withdrawals")
-    if line.available < amount:
-        refusal = InsufficientMerchantCredit(
-            f"available credit is {format_amount(line.available)}",
-            extra={"available_credit": format_amount(line.available)},
+    pool_refusal = InsufficientPool("the credit pool cannot cover this withdrawal right now")
+    # One round trip: key, merchant line, writes, pool row last (alembic/versions/0002).
+    result = await repository.reserve(
+        session,
+        merchant_id=merchant_id,
+        key=key,
+        request_hash=request_hash,
+        amount=amount,
+        status=initial_status,
+        withdrawal_id=withdrawal_id,
+        reserve_tx_id=uuid.uuid4(),
+        pending_body=pending,
+        pool_refusal_status=pool_refusal.status,
+        pool_refusal_body=pool_refusal.problem(),
+    )
+    if result.outcome == "KEY_TAKEN":
+        stored = (
+            None
+            if result.stored_hash is None
+            else StoredKey(result.stored_hash, result.stored_status, result.stored_body)
         )
+        return replay_or_raise(stored, request_hash=request_hash)
+    if result.outcome == "NOT_APPROVED":
+        raise MerchantNotApproved("the merchant is not approved for withdrawals")
+    if result.outcome == "INSUFFICIENT_CREDIT":
+        assert result.available_credit is not None
+        available = format_amount(result.available_credit)
+        refusal = InsufficientMerchantCredit(
+            f"available credit is {available}", extra={"available_credit": available}
+        )
+        # The line is still locked by this transaction; the pool row was never touched.
         await idempotency_keys.store_response(
             session, merchant_id=merchant_id, key=key, status=409, body=refusal.problem()
         )
         return refusal
-    withdrawal_id, reserve_tx_id = uuid.uuid4(), uuid.uuid4()
-    withdrawal = await repository.insert_withdrawal(
-        session,
-        id=withdrawal_id,
-        merchant_id=merchant_id,
-        account_id=line.account_id,
-        amount=amount,
-        bank_account=line.bank_account,
-        status=initial_status,
-        idempotency_key=key,
-        reserve_tx_id=reserve_tx_id,
-    )
-    if withdrawal is None:
+    if result.outcome == "WITHDRAWAL_EXISTS":
         # The key's retention ended but a withdrawal still carries it: never a second one.
         raise IdempotencyKeyReused("this key already belongs to an earlier withdrawal")
-    await repository.change_utilized(session, merchant_id=merchant_id, delta=amount)
-    await ledger.insert_transfer(
-        session,
-        tx_id=reserve_tx_id,
-        kind=LedgerKind.RESERVE,
-        debit_account=LedgerAccount.POOL,
-        credit_account=LedgerAccount.IN_FLIGHT,
-        amount=amount,
-        withdrawal_id=withdrawal_id,
-    )
-    # Lock 3, last: the pool row, held from here to COMMIT only.
-    if await ledger.take_from_pool(session, amount=amount) is None:
-        raise InsufficientPool("the credit pool cannot cover this withdrawal right now")
-    money_event(session, "reserved", withdrawal)  # logged and counted once this commits
-    return withdrawal
+    if result.outcome == "INSUFFICIENT_POOL":
+        # The reservation's writes were undone; the key already holds this final outcome.
+        return pool_refusal
+    if result.outcome != "RESERVED" or result.withdrawal is None:
+        raise RuntimeError(f"creditpool_reserve() answered {result.outcome!r}")
+    money_event(session, "reserved", result.withdrawal)  # logged and counted once this commits
+    return result.withdrawal
 
 
 async def apply_settlement_answer(
@@ -249,31 +257,15 @@ async def create_withdrawal(
     """
     queued = settings.ASYNC_SETTLEMENT
     request_hash = fingerprint({"amount": format_amount(amount)})
-    try:
-        async with session.begin():
-            reserved = await reserve(
-                session,
-                merchant_id=merchant_id,
-                key=key,
-                request_hash=request_hash,
-                amount=amount,
-                initial_status=WithdrawalStatus.QUEUED if queued else WithdrawalStatus.PROCESSING,
-            )
-            if queued and isinstance(reserved, WithdrawalRow):
-                # The request ends at 202; replays get it until the worker stores the outcome.
-                await _store_answer(session, reserved, answer_for(reserved), only_if_open=True)
-    except InsufficientPool as refusal:
-        # The whole reservation rolled back; the key still keeps this final outcome.
-        async with session.begin():
-            await idempotency_keys.insert_completed(
-                session,
-                merchant_id=merchant_id,
-                key=key,
-                request_hash=request_hash,
-                status=refusal.status,
-                body=refusal.problem(),
-            )
-        raise
+    async with session.begin():
+        reserved = await reserve(
+            session,
+            merchant_id=merchant_id,
+            key=key,
+            request_hash=request_hash,
+            amount=amount,
+            initial_status=WithdrawalStatus.QUEUED if queued else WithdrawalStatus.PROCESSING,
+        )
     if isinstance(reserved, Replay):
         return Answer(reserved.status, reserved.body, replayed=True)
     if isinstance(reserved, AppError):

@@ -1,6 +1,6 @@
 """Idempotency keys are kept for their retention, then purged by the worker's cron job."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,19 +23,17 @@ async def test_purge_forgets_completed_keys_past_retention_and_keeps_the_rest(
     for key in ("old", "fresh"):
         assert (await withdraw(api, merchant, "1.00", key=key)).status_code == 200
     async with sessionmaker() as session, session.begin():
-        age = timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS, minutes=1)
+        expired = datetime.now(UTC) - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS, minutes=1)
         await session.execute(
-            text("UPDATE idempotency_keys SET created_at = now() - :age WHERE key = 'old'"),
-            {"age": age},
+            text("UPDATE idempotency_keys SET created_at = :at WHERE key = 'old'"), {"at": expired}
         )
         # A claim whose request is still running (no stored answer) is never purged.
         await session.execute(
             text(
                 "INSERT INTO idempotency_keys (merchant_id, key, request_hash, created_at) "
-                "SELECT merchant_id, 'running', 'h', now() - :age FROM idempotency_keys "
-                "WHERE key = 'old'"
+                "SELECT merchant_id, 'running', 'h', :at FROM idempotency_keys WHERE key = 'old'"
             ),
-            {"age": age},
+            {"at": expired},
         )
     ctx: dict[str, Any] = {"settings": settings, "sessionmaker": sessionmaker}
     assert await purge_idempotency_keys(ctx) == 1

@@ -11,6 +11,34 @@ from app.ledger.schemas import PoolSummary, TopUpResult
 from app.models import LedgerAccount, LedgerKind
 from app.money import parse_amount
 
+# Which way each step of a withdrawal moves money (ARCHITECTURE section 3): (from, to).
+WITHDRAWAL_MOVES = {
+    LedgerKind.RESERVE: (LedgerAccount.POOL, LedgerAccount.IN_FLIGHT),
+    LedgerKind.SETTLE: (LedgerAccount.IN_FLIGHT, LedgerAccount.PAID_OUT),
+    LedgerKind.RELEASE: (LedgerAccount.IN_FLIGHT, LedgerAccount.POOL),
+}
+
+
+async def record_withdrawal_move(
+    session: AsyncSession,
+    *,
+    kind: LedgerKind,
+    tx_id: uuid.UUID,
+    amount: Decimal,
+    withdrawal_id: uuid.UUID,
+) -> None:
+    """Write one step of a withdrawal as a balanced ledger transaction."""
+    debit, credit = WITHDRAWAL_MOVES[kind]
+    await repository.insert_transfer(
+        session,
+        tx_id=tx_id,
+        kind=kind,
+        debit_account=debit,
+        credit_account=credit,
+        amount=amount,
+        withdrawal_id=withdrawal_id,
+    )
+
 
 async def top_up_pool(session: AsyncSession, *, amount: Decimal) -> TopUpResult:
     """Move outside money into the pool (FUNDING -> POOL) in the caller's transaction."""

@@ -22,8 +22,9 @@ from app.idempotency import repository as idempotency_keys
 from app.idempotency.repository import StoredKey
 from app.idempotency.service import IdempotencyKeyReused, Replay, fingerprint, replay_or_raise
 from app.ledger import repository as ledger
+from app.ledger import service as ledger_moves
 from app.merchants.errors import MerchantNotApproved
-from app.models import LedgerAccount, LedgerKind, WithdrawalStatus
+from app.models import LedgerKind, WithdrawalStatus
 from app.money import format_amount
 from app.observability.events import money_event
 from app.withdrawals import repository, settlement_client
@@ -167,12 +168,10 @@ async def apply_settlement_answer(
             bank_reference=answer.bank_reference,
         )
         if finished is not None:
-            await ledger.insert_transfer(
+            await ledger_moves.record_withdrawal_move(
                 session,
-                tx_id=_final_tx(finished),
                 kind=LedgerKind.SETTLE,
-                debit_account=LedgerAccount.IN_FLIGHT,
-                credit_account=LedgerAccount.PAID_OUT,
+                tx_id=_final_tx(finished),
                 amount=finished.amount,
                 withdrawal_id=finished.id,
             )
@@ -225,12 +224,10 @@ async def _release(session: AsyncSession, withdrawal: WithdrawalRow) -> None:
     await repository.change_utilized(
         session, merchant_id=withdrawal.merchant_id, delta=-withdrawal.amount
     )
-    await ledger.insert_transfer(
+    await ledger_moves.record_withdrawal_move(
         session,
-        tx_id=_final_tx(withdrawal),
         kind=LedgerKind.RELEASE,
-        debit_account=LedgerAccount.IN_FLIGHT,
-        credit_account=LedgerAccount.POOL,
+        tx_id=_final_tx(withdrawal),
         amount=withdrawal.amount,
         withdrawal_id=withdrawal.id,
     )

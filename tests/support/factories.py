@@ -16,7 +16,6 @@ from app.ledger import repository as ledger_repository
 from app.ledger import service as ledger
 from app.ledger.schemas import TopUpResult
 from app.models import (
-    LedgerAccount,
     LedgerKind,
     Merchant,
     MerchantCredit,
@@ -179,13 +178,6 @@ async def create_withdrawal(
     )
 
 
-_TRANSFERS = {
-    LedgerKind.RESERVE: (LedgerAccount.POOL, LedgerAccount.IN_FLIGHT),
-    LedgerKind.SETTLE: (LedgerAccount.IN_FLIGHT, LedgerAccount.PAID_OUT),
-    LedgerKind.RELEASE: (LedgerAccount.IN_FLIGHT, LedgerAccount.POOL),
-}
-
-
 async def _transfer(
     session: AsyncSession,
     tx_id: uuid.UUID,
@@ -193,15 +185,8 @@ async def _transfer(
     amount: Decimal,
     withdrawal_id: uuid.UUID,
 ) -> None:
-    debit, credit = _TRANSFERS[kind]
-    await ledger_repository.insert_transfer(
-        session,
-        tx_id=tx_id,
-        kind=kind,
-        debit_account=debit,
-        credit_account=credit,
-        amount=amount,
-        withdrawal_id=withdrawal_id,
+    await ledger.record_withdrawal_move(
+        session, kind=kind, tx_id=tx_id, amount=amount, withdrawal_id=withdrawal_id
     )
 
 

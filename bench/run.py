@@ -33,7 +33,10 @@ from bench.summary import cpu_per_withdrawal, markdown_table, summarise_withdraw
 RESULTS = Path(__file__).resolve().parent / "results"
 MERCHANTS = 1000
 RUN_TIME_S = int(os.environ.get("BENCH_RUN_TIME_S", "60"))
-USERS = (500, 50)
+# Narrower runs while iterating, e.g. BENCH_MODES=sync BENCH_USERS=500 BENCH_PGBENCH=0.
+MODES = tuple(os.environ.get("BENCH_MODES", "sync,async").split(","))
+USERS = tuple(int(u) for u in os.environ.get("BENCH_USERS", "500,50").split(","))
+WITH_PGBENCH = os.environ.get("BENCH_PGBENCH", "1") == "1"
 DRAIN_TIMEOUT_S = 180
 PGBENCH_S = 20
 # Longer than REQUEST_LOG_FLUSH_INTERVAL_S (1 s by default).
@@ -194,13 +197,13 @@ def main() -> int:
     workers = os.cpu_count() or 1
     runs = []
     with running_servers() as servers:
-        for mode in ("sync", "async"):
+        for mode in MODES:
             env = APP_ENV | {"ASYNC_SETTLEMENT": "1" if mode == "async" else "0"}
             with running_apps(servers, api_workers=workers, worker=True, extra_env=env) as stack:
                 for users in USERS:
                     runs.append(measure(stack, servers, mode=mode, users=users, stamp=stamp))
                     _log(markdown_table(runs[-1:]).splitlines()[-1])
-        pg = ceiling(servers)
+        pg = ceiling(servers) if WITH_PGBENCH else {"available": False}
     if pg.get("available"):
         for run in runs:
             run["pgbench_ratio"] = round(run["db"]["completed_per_s"] / pg["tps"], 2)

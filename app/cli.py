@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import migrations
 from app.audit.service import run_audit
 from app.auth.admins import ensure_admin
 from app.config import get_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import autocommit, create_engine, create_sessionmaker
 from app.money import format_amount, parse_amount
 from app.redis import create_redis
 from app.withdrawals.reconcile import ReconcileReport, reconcile
@@ -23,17 +23,22 @@ from app.withdrawals.settlement_client import create_http_client
 T = TypeVar("T")
 
 
-def _run_with_sessionmaker(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    """Run `work` with sessions on an engine of its own, disposed afterwards."""
+def _run_with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run `work` with an engine of its own, disposed afterwards."""
 
     async def main() -> T:
         engine = create_engine(get_settings(), pool_size=2)
         try:
-            return await work(create_sessionmaker(engine))
+            return await work(engine)
         finally:
             await engine.dispose()
 
     return asyncio.run(main())
+
+
+def _run_with_sessionmaker(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    """Run `work` with sessions on an engine of its own."""
+    return _run_with_engine(lambda engine: work(create_sessionmaker(engine)))
 
 
 def _run_with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -73,19 +78,20 @@ def cmd_audit(_args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-async def _reconcile(
-    sessionmaker: async_sessionmaker[AsyncSession], older_than_s: int
-) -> ReconcileReport:
+async def _reconcile(engine: AsyncEngine, older_than_s: int) -> ReconcileReport:
     settings = get_settings()
     async with create_http_client(settings) as http:
         return await reconcile(
-            sessionmaker, http=http, settings=settings, older_than=timedelta(seconds=older_than_s)
+            autocommit(engine),
+            http=http,
+            settings=settings,
+            older_than=timedelta(seconds=older_than_s),
         )
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     older_than = get_settings().RECONCILE_AFTER_S if args.older_than is None else args.older_than
-    report = _run_with_sessionmaker(lambda sessionmaker: _reconcile(sessionmaker, older_than))
+    report = _run_with_engine(lambda engine: _reconcile(engine, older_than))
     outcomes = ", ".join(f"{k}={v}" for k, v in sorted(report.outcomes.items())) or "nothing to do"
     print(f"examined={report.examined} {outcomes}")
     return 0

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -12,6 +13,10 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
+
+# What a one-statement repository function runs on: a session's transaction, or a connection
+# from `autocommit(engine)` where the statement is its own transaction.
+Executor = AsyncSession | AsyncConnection
 
 
 def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:

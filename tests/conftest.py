@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import migrations  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
-from app.db import create_engine, create_sessionmaker  # noqa: E402
+from app.db import autocommit, create_engine, create_sessionmaker  # noqa: E402
 from app.models import Base  # noqa: E402
 from app.requestlog.buffer import flush as flush_request_log  # noqa: E402
 from tests.support.servers import serve  # noqa: E402
@@ -62,6 +62,12 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(settings, pool_size=10)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine the money path and the reconciler run on: one statement per transaction."""
+    return autocommit(engine)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ async def pay_withdrawal(ctx: dict[str, Any], withdrawal_id: str) -> str:
     the sweeper (the withdrawal stays PROCESSING, its money reserved)."""
     settings = ctx["settings"]
     attempt = await attempt_payout(
-        ctx["sessionmaker"],
+        ctx["autocommit"],
         http=ctx["http"],
         settings=settings,
         withdrawal_id=UUID(withdrawal_id),

@@ -10,7 +10,7 @@ from arq import cron, func
 from arq.connections import RedisSettings
 
 from app.config import get_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import autocommit, create_engine, create_sessionmaker
 from app.observability.logging import configure_logging
 from app.withdrawals.settlement_client import create_http_client
 from workers.jobs import pay_withdrawal, purge_idempotency_keys, sweep_open_withdrawals
@@ -23,6 +23,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["settings"] = settings
     ctx["engine"] = create_engine(settings, pool_size=min(settings.WORKER_MAX_JOBS, 20))
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
+    ctx["autocommit"] = autocommit(ctx["engine"])
     ctx["http"] = create_http_client(settings)
 
 

@@ -9,7 +9,6 @@ from fastapi.security import OAuth2PasswordBearer
 from app.auth import repository
 from app.auth.errors import AdminRequired, InvalidToken, MerchantRequired
 from app.auth.tokens import read_token
-from app.db import SessionDep
 from app.errors import Unauthorized
 from app.merchants.errors import MerchantNotApproved
 from app.models import MerchantStatus
@@ -39,16 +38,15 @@ class Caller:
 
 async def current_caller(
     request: Request,
-    session: SessionDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Caller:
     if not token:
         raise Unauthorized("a bearer access token is required")
     user_id = read_token(request.app.state.settings, token, expected_type="access")
-    found = await repository.get_identity(session, user_id=user_id)
-    # Release the connection now: the route opens its own transactions, and a request must not
-    # sit idle in a transaction (e.g. across the settlement call) holding a pooled connection.
-    await session.close()
+    # One autocommit SELECT on a connection returned at once: no BEGIN/ROLLBACK round trips,
+    # and nothing held while the route runs (e.g. across the settlement call).
+    async with request.app.state.autocommit.connect() as conn:
+        found = await repository.get_identity(conn, user_id=user_id)
     if found is None:
         raise InvalidToken("the token's user no longer exists")
     user = CallerUser(id=found.user_id, is_admin=found.is_admin)

@@ -4,6 +4,7 @@ from typing import cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import Executor
 from app.models import Merchant, User
 
 _users = cast(Table, User.__table__)
@@ -28,13 +29,13 @@ async def get_user_by_username(session: AsyncSession, *, username: str) -> User 
     return await session.scalar(select(User).where(User.username == username))
 
 
-async def get_identity(session: AsyncSession, *, user_id: int) -> Identity | None:
+async def get_identity(conn: Executor, *, user_id: int) -> Identity | None:
     """The user's role and, for merchants, their merchant id and status, in one Core query.
 
     Every request runs this, so it builds no ORM objects (see STYLE.md, "Hot path").
     """
     row = (
-        await session.execute(
+        await conn.execute(
             select(_users.c.id, _users.c.is_admin, _merchants.c.id, _merchants.c.status)
             .select_from(_users)
             .outerjoin(_merchants, _merchants.c.user_id == _users.c.id)

@@ -8,6 +8,7 @@ from uuid import UUID
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import Executor
 from app.models import IdempotencyKey
 
 _keys = cast(Table, IdempotencyKey.__table__)
@@ -32,7 +33,7 @@ async def get(session: AsyncSession, *, merchant_id: int, key: str) -> StoredKey
 
 
 async def store_response(
-    session: AsyncSession,
+    conn: Executor,
     *,
     merchant_id: int,
     key: str,
@@ -56,7 +57,7 @@ async def store_response(
     query = update(_keys).where(_keys.c.merchant_id == merchant_id, _keys.c.key == key)
     if only_if_open:
         query = query.where(_keys.c.response_status.is_(None))
-    await session.execute(query.values(values))
+    await conn.execute(query.values(values))
 
 
 async def delete_created_before(session: AsyncSession, *, cutoff: datetime) -> int:

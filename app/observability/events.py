@@ -1,8 +1,8 @@
 """Money events (reserved, settled, released): a JSON log line and a metric per movement.
 
-`money_event` may be called anywhere inside the transaction that moves the money; the event is
-emitted only after that transaction commits and forgotten if it rolls back, so the log never
-claims a movement that the database does not hold.
+Call `money_event` only once the movement is committed: each money step is one autocommit
+statement (creditpool_reserve / creditpool_finish), so "it returned" means "it is committed",
+and the log never claims a movement that the database does not hold.
 """
 
 import logging
@@ -10,16 +10,11 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
-
 from app.observability.metrics import WITHDRAWALS
 
 logger = logging.getLogger("app.money")
 
 MoneyEventKind = Literal["reserved", "settled", "released"]
-_PENDING = "creditpool_money_events"
 
 
 class MovedWithdrawal(Protocol):
@@ -41,8 +36,8 @@ class MovedWithdrawal(Protocol):
     def failure_code(self) -> str | None: ...
 
 
-def money_event(session: AsyncSession, kind: MoneyEventKind, withdrawal: MovedWithdrawal) -> None:
-    """Log and count this movement of `withdrawal` when `session`'s transaction commits."""
+def money_event(kind: MoneyEventKind, withdrawal: MovedWithdrawal) -> None:
+    """Log and count this committed movement of `withdrawal`."""
     payload: dict[str, Any] = {
         "event": kind,
         "withdrawal_id": str(withdrawal.id),
@@ -54,16 +49,5 @@ def money_event(session: AsyncSession, kind: MoneyEventKind, withdrawal: MovedWi
         payload["bank_reference"] = withdrawal.bank_reference
     elif kind == "released":
         payload["failure_code"] = withdrawal.failure_code
-    session.sync_session.info.setdefault(_PENDING, []).append(payload)
-
-
-@event.listens_for(Session, "after_commit")
-def _emit_committed(session: Session) -> None:
-    for payload in session.info.pop(_PENDING, []):
-        WITHDRAWALS.labels(outcome=payload["event"]).inc()
-        logger.info("money %s", payload["event"], extra=payload)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_rolled_back(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+    WITHDRAWALS.labels(outcome=kind).inc()
+    logger.info("money %s", kind, extra=payload)

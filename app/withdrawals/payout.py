@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.withdrawals import repository, settlement_client
@@ -32,7 +32,7 @@ def backoff_s(settings: Settings, attempt: int) -> float:
 
 
 async def attempt_payout(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    db: AsyncEngine,
     *,
     http: httpx.AsyncClient,
     settings: Settings,
@@ -41,18 +41,18 @@ async def attempt_payout(
 ) -> Attempt:
     """Pay a withdrawal that is still open; safe to run any number of times.
 
-    The withdrawal is re-read and marked PROCESSING in its own short transaction (the row
-    lock is not held across the settlement call); settlement's idempotency on the
-    withdrawal id is the last guard against a second payment.
+    `db` is an autocommit engine (app.db.autocommit). The withdrawal is re-read and marked
+    PROCESSING in one statement (no row lock is held across the settlement call);
+    settlement's idempotency on the withdrawal id is the last guard against a second payment.
     """
-    async with sessionmaker() as session, session.begin():
-        withdrawal = await repository.start_processing(session, withdrawal_id=withdrawal_id)
+    async with db.connect() as conn:
+        withdrawal = await repository.start_processing(conn, withdrawal_id=withdrawal_id)
     if withdrawal is None:
         return Attempt("ALREADY_FINAL")
     answer = await settlement_client.pay(http, settings, withdrawal)
     if answer.outcome in (Outcome.PAID, Outcome.REFUSED):
-        async with sessionmaker() as session, session.begin():
-            await apply_settlement_answer(session, withdrawal=withdrawal, answer=answer)
+        async with db.connect() as conn:
+            await apply_settlement_answer(conn, withdrawal=withdrawal, answer=answer)
         return Attempt(answer.outcome)
     if final_attempt:
         logger.warning("payout of %s still unknown; left for reconciliation", withdrawal_id)

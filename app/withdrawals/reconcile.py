@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.withdrawals import repository, settlement_client
@@ -26,7 +26,7 @@ class ReconcileReport:
 
 
 async def reconcile(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    db: AsyncEngine,
     *,
     http: httpx.AsyncClient,
     settings: Settings,
@@ -36,13 +36,14 @@ async def reconcile(
     """Ask settlement about each open (QUEUED or PROCESSING) withdrawal older than
     `older_than` and finish it; works without Redis or a worker.
 
+    `db` is an autocommit engine (app.db.autocommit): every step is one statement.
     Never received -> sent now; pending at settlement -> sent again (settlement pays at most
     once per withdrawal id); still unknown -> left for the next run.
     """
     report = ReconcileReport()
-    async with sessionmaker() as session:
+    async with db.connect() as conn:
         stuck = await repository.open_older_than(
-            session,
+            conn,
             cutoff=datetime.now(UTC) - older_than,
             statuses=tuple(OPEN_STATUSES),
             limit=limit,
@@ -52,11 +53,11 @@ async def reconcile(
         answer = await settlement_client.lookup(http, settings, withdrawal.id)
         if answer.outcome in (Outcome.NOT_RECEIVED, Outcome.UNKNOWN):
             answer = await settlement_client.pay(http, settings, withdrawal)
-        async with sessionmaker() as session, session.begin():
+        async with db.connect() as conn:
             if answer.outcome in (Outcome.PAID, Outcome.REFUSED):
-                await apply_settlement_answer(session, withdrawal=withdrawal, answer=answer)
+                await apply_settlement_answer(conn, withdrawal=withdrawal, answer=answer)
             else:
-                await repository.touch(session, withdrawal_id=withdrawal.id)
+                await repository.touch(conn, withdrawal_id=withdrawal.id)
         report.count(answer.outcome)
         logger.info("reconciled %s: %s", withdrawal.id, answer.outcome)
     return report

@@ -10,10 +10,10 @@ from sqlalchemy import Table, bindparam, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import MerchantCredit, Withdrawal, WithdrawalStatus
+from app.db import Executor
+from app.models import Withdrawal, WithdrawalStatus
 
 _w = cast(Table, Withdrawal.__table__)
-_credits = cast(Table, MerchantCredit.__table__)
 
 OPEN_STATUSES = (WithdrawalStatus.QUEUED, WithdrawalStatus.PROCESSING)
 
@@ -51,24 +51,32 @@ class Reservation:
     withdrawal: WithdrawalRow | None
 
 
-# Transaction 1 in one round trip: the key, the line lock, the writes and the pool row last, all
-# inside PostgreSQL, so the transaction never waits on this process while it holds a lock.
+# Transaction 1 in one statement: the key, the line lock, the writes and the pool row last, all
+# inside PostgreSQL; run in autocommit, the pool row is released as soon as it commits.
 _RESERVE = (
     text(
         "SELECT * FROM creditpool_reserve(:merchant_id, :key, :request_hash, :amount, :status, "
-        ":withdrawal_id, :reserve_tx_id, :pending_body, :pool_refusal_status, "
+        ":withdrawal_id, :reserve_tx_id, :pending_body, :credit_refusal_body, "
         ":pool_refusal_body)"
     )
     .bindparams(
         bindparam("pending_body", type_=JSONB(none_as_null=True)),
+        bindparam("credit_refusal_body", type_=JSONB),
         bindparam("pool_refusal_body", type_=JSONB),
     )
     .columns(stored_body=JSONB)
 )
 
+# Transaction 2 in one statement (alembic/versions/0003): final status once, ledger entries,
+# the key's final answer, and for a release the line and then the pool row.
+_FINISH = text(
+    "SELECT * FROM creditpool_finish(:withdrawal_id, :status, :final_tx_id, :bank_reference, "
+    ":failure_code, :response_status, :response_body)"
+).bindparams(bindparam("response_body", type_=JSONB))
+
 
 async def reserve(
-    session: AsyncSession,
+    conn: Executor,
     *,
     merchant_id: int,
     key: str,
@@ -78,12 +86,12 @@ async def reserve(
     withdrawal_id: UUID,
     reserve_tx_id: UUID,
     pending_body: dict[str, Any] | None,
-    pool_refusal_status: int,
+    credit_refusal_body: dict[str, Any],
     pool_refusal_body: dict[str, Any],
 ) -> Reservation:
-    """Run transaction 1's statements in one call (the caller owns BEGIN/COMMIT)."""
+    """Run transaction 1 as one statement; every outcome is complete when it returns."""
     row = (
-        await session.execute(
+        await conn.execute(
             _RESERVE,
             {
                 "merchant_id": merchant_id,
@@ -94,7 +102,7 @@ async def reserve(
                 "withdrawal_id": withdrawal_id,
                 "reserve_tx_id": reserve_tx_id,
                 "pending_body": pending_body,
-                "pool_refusal_status": pool_refusal_status,
+                "credit_refusal_body": credit_refusal_body,
                 "pool_refusal_body": pool_refusal_body,
             },
         )
@@ -104,44 +112,46 @@ async def reserve(
     return Reservation(outcome, available, stored_hash, stored_status, stored_body, withdrawal)
 
 
-async def change_utilized(session: AsyncSession, *, merchant_id: int, delta: Decimal) -> None:
-    # The CHECK (0 <= utilized <= limit) is the last guard if a caller got the arithmetic wrong.
-    await session.execute(
-        update(_credits)
-        .where(_credits.c.merchant_id == merchant_id)
-        .values(utilized_amount=_credits.c.utilized_amount + delta)
-    )
+@dataclass(frozen=True)
+class Finish:
+    """What creditpool_finish() did: `finished` is false when the withdrawal was already final."""
+
+    finished: bool
+    withdrawal: WithdrawalRow
 
 
 async def finish(
-    session: AsyncSession,
+    conn: Executor,
     *,
     withdrawal_id: UUID,
     status: WithdrawalStatus,
     final_tx_id: UUID,
+    response_status: int,
+    response_body: dict[str, Any],
     bank_reference: str | None = None,
     failure_code: str | None = None,
-) -> WithdrawalRow | None:
-    """Move an open withdrawal to its final status; None if it was already final.
+) -> Finish:
+    """Move an open withdrawal to its final status with everything that goes with it, once.
 
-    The status condition makes finishing happen exactly once when a request, a worker and the
-    reconciler race on the same withdrawal; the row lock serialises them.
+    `response_*` is the answer replays of the key get from now on. The status condition
+    inside makes finishing happen exactly once when a request, a worker and the reconciler
+    race on the same withdrawal; the withdrawal's row lock serialises them.
     """
-    row = (
-        await session.execute(
-            update(_w)
-            .where(_w.c.id == withdrawal_id, _w.c.status.in_(OPEN_STATUSES))
-            .values(
-                status=status,
-                final_tx_id=final_tx_id,
-                bank_reference=bank_reference,
-                failure_code=failure_code,
-                updated_at=func.now(),
-            )
-            .returning(*_ROW_COLUMNS)
+    finished, *columns = (
+        await conn.execute(
+            _FINISH,
+            {
+                "withdrawal_id": withdrawal_id,
+                "status": status,
+                "final_tx_id": final_tx_id,
+                "bank_reference": bank_reference,
+                "failure_code": failure_code,
+                "response_status": response_status,
+                "response_body": response_body,
+            },
         )
-    ).first()
-    return WithdrawalRow(*row) if row else None
+    ).one()
+    return Finish(finished, WithdrawalRow(*columns))
 
 
 async def get(
@@ -177,7 +187,7 @@ async def list_for_merchant(
 
 
 async def open_older_than(
-    session: AsyncSession, *, cutoff: datetime, statuses: tuple[str, ...], limit: int
+    conn: Executor, *, cutoff: datetime, statuses: tuple[str, ...], limit: int
 ) -> list[WithdrawalRow]:
     """Open withdrawals untouched since `cutoff`, oldest first: the reconciler's work list."""
     query = (
@@ -186,13 +196,13 @@ async def open_older_than(
         .order_by(_w.c.updated_at)
         .limit(limit)
     )
-    return [WithdrawalRow(*row) for row in await session.execute(query)]
+    return [WithdrawalRow(*row) for row in await conn.execute(query)]
 
 
-async def start_processing(session: AsyncSession, *, withdrawal_id: UUID) -> WithdrawalRow | None:
+async def start_processing(conn: Executor, *, withdrawal_id: UUID) -> WithdrawalRow | None:
     """Mark an open withdrawal PROCESSING before a payout attempt; None if already final."""
     row = (
-        await session.execute(
+        await conn.execute(
             update(_w)
             .where(_w.c.id == withdrawal_id, _w.c.status.in_(OPEN_STATUSES))
             .values(
@@ -206,9 +216,9 @@ async def start_processing(session: AsyncSession, *, withdrawal_id: UUID) -> Wit
     return WithdrawalRow(*row) if row else None
 
 
-async def touch(session: AsyncSession, *, withdrawal_id: UUID) -> None:
+async def touch(conn: Executor, *, withdrawal_id: UUID) -> None:
     """Count an attempt and push the withdrawal to the back of the reconciler's list."""
-    await session.execute(
+    await conn.execute(
         update(_w)
         .where(_w.c.id == withdrawal_id, _w.c.status.in_(OPEN_STATUSES))
         .values(attempts=_w.c.attempts + 1, updated_at=func.now())

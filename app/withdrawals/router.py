@@ -55,7 +55,6 @@ async def create_withdrawal(
     body: WithdrawalIn,
     caller: ApprovedMerchant,
     request: Request,
-    session: SessionDep,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description="unique per withdrawal, <= 255")
     ] = None,
@@ -64,7 +63,7 @@ async def create_withdrawal(
     key = require_key(idempotency_key)
     request.state.idempotency_key = key
     answer = await service.create_withdrawal(
-        session,
+        request.app.state.autocommit,
         http=request.app.state.http,
         arq=request.app.state.arq,
         settings=request.app.state.settings,

@@ -7,24 +7,23 @@ everywhere: idempotency key, merchant credit line, then the pool row last.
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.db import Executor
 from app.errors import AppError, is_transient_database_error
 from app.idempotency import repository as idempotency_keys
 from app.idempotency.repository import StoredKey
 from app.idempotency.service import IdempotencyKeyReused, Replay, fingerprint, replay_or_raise
-from app.ledger import repository as ledger
-from app.ledger import service as ledger_moves
 from app.merchants.errors import MerchantNotApproved
-from app.models import LedgerKind, WithdrawalStatus
+from app.models import WithdrawalStatus
 from app.money import format_amount
 from app.observability.events import money_event
 from app.withdrawals import repository, settlement_client
@@ -84,7 +83,7 @@ def answer_for(withdrawal: WithdrawalRow) -> Answer:
 
 
 async def reserve(
-    session: AsyncSession,
+    conn: Executor,
     *,
     merchant_id: int,
     key: str,
@@ -92,10 +91,10 @@ async def reserve(
     amount: Decimal,
     initial_status: WithdrawalStatus,
 ) -> WithdrawalRow | Replay | InsufficientMerchantCredit | InsufficientPool:
-    """Transaction 1's statements: claim the key, then reserve on the line and the pool.
+    """Transaction 1, one statement: claim the key, then reserve on the line and the pool.
 
-    Refusals for insufficient credit or pool are returned instead of raised, because they are
-    stored on the key and must be committed; the other errors roll the transaction back.
+    Refusals for insufficient credit or pool are returned instead of raised: they are final
+    outcomes, already stored on the key when this returns.
     """
     withdrawal_id = uuid.uuid4()
     # Async mode answers 202 at once; the key stores that answer in the same transaction.
@@ -105,9 +104,9 @@ async def reserve(
         else None
     )
     pool_refusal = InsufficientPool("the credit pool cannot cover this withdrawal right now")
-    # One round trip: key, merchant line, writes, pool row last (alembic/versions/0002).
+    # Key, merchant line, writes, pool row last (alembic/versions/0003).
     result = await repository.reserve(
-        session,
+        conn,
         merchant_id=merchant_id,
         key=key,
         request_hash=request_hash,
@@ -116,7 +115,8 @@ async def reserve(
         withdrawal_id=withdrawal_id,
         reserve_tx_id=uuid.uuid4(),
         pending_body=pending,
-        pool_refusal_status=pool_refusal.status,
+        # The function adds `detail` and `available_credit`, the headroom it saw under the lock.
+        credit_refusal_body=InsufficientMerchantCredit().problem(),
         pool_refusal_body=pool_refusal.problem(),
     )
     if result.outcome == "KEY_TAKEN":
@@ -129,16 +129,11 @@ async def reserve(
     if result.outcome == "NOT_APPROVED":
         raise MerchantNotApproved("the merchant is not approved for withdrawals")
     if result.outcome == "INSUFFICIENT_CREDIT":
-        assert result.available_credit is not None
-        available = format_amount(result.available_credit)
-        refusal = InsufficientMerchantCredit(
-            f"available credit is {available}", extra={"available_credit": available}
+        assert result.stored_body is not None
+        stored_body = result.stored_body
+        return InsufficientMerchantCredit(
+            stored_body["detail"], extra={"available_credit": stored_body["available_credit"]}
         )
-        # The line is still locked by this transaction; the pool row was never touched.
-        await idempotency_keys.store_response(
-            session, merchant_id=merchant_id, key=key, status=409, body=refusal.problem()
-        )
-        return refusal
     if result.outcome == "WITHDRAWAL_EXISTS":
         # The key's retention ended but a withdrawal still carries it: never a second one.
         raise IdempotencyKeyReused("this key already belongs to an earlier withdrawal")
@@ -147,96 +142,76 @@ async def reserve(
         return pool_refusal
     if result.outcome != "RESERVED" or result.withdrawal is None:
         raise RuntimeError(f"creditpool_reserve() answered {result.outcome!r}")
-    money_event(session, "reserved", result.withdrawal)  # logged and counted once this commits
+    money_event("reserved", result.withdrawal)
     return result.withdrawal
 
 
 async def apply_settlement_answer(
-    session: AsyncSession, *, withdrawal: WithdrawalRow, answer: SettlementAnswer
+    conn: Executor, *, withdrawal: WithdrawalRow, answer: SettlementAnswer
 ) -> Answer:
-    """Transaction 2's statements: record a definite outcome once, with its ledger entries.
+    """Transaction 2, one statement: record a definite outcome once, with its ledger entries.
 
     An unknown outcome changes nothing: the money stays reserved for the reconciler. The
     stored idempotent answer always follows the withdrawal's final state.
     """
+    final_tx_id = uuid.uuid4()
     if answer.outcome == Outcome.PAID:
-        finished = await repository.finish(
-            session,
-            withdrawal_id=withdrawal.id,
+        paid = replace(
+            withdrawal,
             status=WithdrawalStatus.SUCCESS,
-            final_tx_id=uuid.uuid4(),
+            final_tx_id=final_tx_id,
             bank_reference=answer.bank_reference,
         )
-        if finished is not None:
-            await ledger_moves.record_withdrawal_move(
-                session,
-                kind=LedgerKind.SETTLE,
-                tx_id=_final_tx(finished),
-                amount=finished.amount,
-                withdrawal_id=finished.id,
-            )
-            money_event(session, "settled", finished)
-    elif answer.outcome == Outcome.REFUSED:
-        finished = await repository.finish(
-            session,
+        intended = answer_for(paid)
+        done = await repository.finish(
+            conn,
             withdrawal_id=withdrawal.id,
+            status=WithdrawalStatus.SUCCESS,
+            final_tx_id=final_tx_id,
+            bank_reference=answer.bank_reference,
+            response_status=intended.status,
+            response_body=intended.body,
+        )
+    elif answer.outcome == Outcome.REFUSED:
+        refused = replace(
+            withdrawal,
             status=WithdrawalStatus.FAILED,
-            final_tx_id=uuid.uuid4(),
+            final_tx_id=final_tx_id,
             failure_code=answer.failure_code or "REFUSED",
         )
-        if finished is not None:
-            await _release(session, finished)
+        intended = answer_for(refused)
+        done = await repository.finish(
+            conn,
+            withdrawal_id=withdrawal.id,
+            status=WithdrawalStatus.FAILED,
+            final_tx_id=final_tx_id,
+            failure_code=refused.failure_code,
+            response_status=intended.status,
+            response_body=intended.body,
+        )
     else:
         # Outcome unknown: the money stays reserved and replays of the key now learn the
         # withdrawal id (until then they were told the first request is still running).
         pending = answer_for(withdrawal)
-        await _store_answer(session, withdrawal, pending, only_if_open=True)
+        await idempotency_keys.store_response(
+            conn,
+            merchant_id=withdrawal.merchant_id,
+            key=withdrawal.idempotency_key,
+            status=pending.status,
+            body=pending.body,
+            withdrawal_id=withdrawal.id,
+            only_if_open=True,
+        )
         return pending
-    current = finished or await repository.get(session, withdrawal_id=withdrawal.id)
-    assert current is not None
-    result = answer_for(current)
-    if finished is not None:
-        await _store_answer(session, finished, result)
-    return result
-
-
-async def _store_answer(
-    session: AsyncSession, withdrawal: WithdrawalRow, answer: Answer, *, only_if_open: bool = False
-) -> None:
-    await idempotency_keys.store_response(
-        session,
-        merchant_id=withdrawal.merchant_id,
-        key=withdrawal.idempotency_key,
-        status=answer.status,
-        body=answer.body,
-        withdrawal_id=withdrawal.id,
-        only_if_open=only_if_open,
-    )
-
-
-def _final_tx(withdrawal: WithdrawalRow) -> uuid.UUID:
-    assert withdrawal.final_tx_id is not None
-    return withdrawal.final_tx_id
-
-
-async def _release(session: AsyncSession, withdrawal: WithdrawalRow) -> None:
-    """Give a refused withdrawal's money back: merchant line first, pool row last."""
-    await repository.change_utilized(
-        session, merchant_id=withdrawal.merchant_id, delta=-withdrawal.amount
-    )
-    await ledger_moves.record_withdrawal_move(
-        session,
-        kind=LedgerKind.RELEASE,
-        tx_id=_final_tx(withdrawal),
-        amount=withdrawal.amount,
-        withdrawal_id=withdrawal.id,
-    )
-    await ledger.add_to_pool(session, amount=withdrawal.amount)
-    money_event(session, "released", withdrawal)
+    if not done.finished:
+        # Someone else finished it first; tell the merchant what actually happened.
+        return answer_for(done.withdrawal)
+    money_event("settled" if answer.outcome == Outcome.PAID else "released", done.withdrawal)
+    return intended
 
 
 async def create_withdrawal(
-    session: AsyncSession,
+    db: AsyncEngine,
     *,
     http: httpx.AsyncClient,
     arq: ArqRedis | None,
@@ -248,15 +223,15 @@ async def create_withdrawal(
 ) -> Answer:
     """Reserve, then pay now (sync) or queue the payout (async); or replay the key's answer.
 
-    `session` must have no transaction open: each step below is its own short transaction,
-    and no transaction or lock is held during the settlement call. Sync and async differ
-    only in who makes that call: this request, or a worker.
+    `db` is an autocommit engine (app.db.autocommit): each step below is one statement and
+    its own transaction, and no transaction or lock is held during the settlement call. Sync
+    and async differ only in who makes that call: this request, or a worker.
     """
     queued = settings.ASYNC_SETTLEMENT
     request_hash = fingerprint({"amount": format_amount(amount)})
-    async with session.begin():
+    async with db.connect() as conn:
         reserved = await reserve(
-            session,
+            conn,
             merchant_id=merchant_id,
             key=key,
             request_hash=request_hash,
@@ -274,8 +249,8 @@ async def create_withdrawal(
         return answer_for(reserved)
     answer = await settlement_client.pay(http, settings, reserved, request_id=request_id)
     try:
-        async with session.begin():
-            return await apply_settlement_answer(session, withdrawal=reserved, answer=answer)
+        async with db.connect() as conn:
+            return await apply_settlement_answer(conn, withdrawal=reserved, answer=answer)
     except SQLAlchemyError as exc:
         if not is_transient_database_error(exc):
             raise

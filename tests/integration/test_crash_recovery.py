@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.embedded.process import free_port
@@ -34,7 +34,10 @@ async def _wait_until_up(base_url: str, process: subprocess.Popen[bytes]) -> Non
 
 
 async def test_api_killed_mid_payout_is_completed_by_reconcile_exactly_once(
-    api: httpx.AsyncClient, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+    api: httpx.AsyncClient,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    autocommit_engine: AsyncEngine,
 ) -> None:
     async with black_hole() as hole:
         port = free_port()
@@ -84,7 +87,7 @@ async def test_api_killed_mid_payout_is_completed_by_reconcile_exactly_once(
     async with httpx.AsyncClient(timeout=5) as http:
         for expected in ({"PAID": 1}, {}):
             report = await reconcile(
-                sessionmaker, http=http, settings=settings, older_than=timedelta(0)
+                autocommit_engine, http=http, settings=settings, older_than=timedelta(0)
             )
             assert report.outcomes == expected
     assert await bank_transfers(sessionmaker) == {"PAID": 1}

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db import autocommit
 from app.main import create_app
 from app.models import IdempotencyKey, Withdrawal
 from app.settlement.main import create_app as create_settlement_app
@@ -73,7 +74,7 @@ async def test_finish_blocked_after_payment_answers_202_and_reconcile_records_it
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
     async with httpx.AsyncClient(timeout=5) as http:
         report = await reconcile(
-            sessionmaker, http=http, settings=settings, older_than=timedelta(0)
+            autocommit(engine), http=http, settings=settings, older_than=timedelta(0)
         )
     assert report.outcomes == {"PAID": 1}
     assert await bank_transfers(sessionmaker) == {"PAID": 1}

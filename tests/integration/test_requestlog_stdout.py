@@ -1,16 +1,12 @@
 """Structured logs on stdout: one JSON line per request and one per committed money event."""
 
 import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.observability.events import money_event
-from app.observability.logging import configure_logging
-from app.withdrawals.repository import WithdrawalRow
 from tests.support.api import admin_token, approved_merchant
 from tests.support.money import top_up, withdraw
 from tests.support.observability import json_lines
@@ -67,40 +63,18 @@ async def test_a_refused_payout_logs_reserved_then_released(
     assert events[1]["failure_code"] == "ACCOUNT_REJECTED"
 
 
-def _row() -> WithdrawalRow:
-    now = datetime.now(UTC)
-    return WithdrawalRow(
-        id=uuid.uuid4(),
-        merchant_id=1,
-        account_id=uuid.uuid4(),
-        amount=Decimal("1.00"),
-        bank_account="DE00",
-        status="PROCESSING",
-        idempotency_key="k",
-        bank_reference=None,
-        failure_code=None,
-        reserve_tx_id=uuid.uuid4(),
-        final_tx_id=None,
-        attempts=0,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-async def test_money_events_wait_for_the_commit_and_vanish_with_a_rollback(
-    sessionmaker: async_sessionmaker[AsyncSession], capsys: pytest.CaptureFixture[str]
+async def test_a_refusal_that_moved_nothing_logs_no_money_event(
+    api: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    configure_logging()
-    committed, rolled_back = _row(), _row()
-    async with sessionmaker() as session:
-        async with session.begin():
-            money_event(session, "reserved", committed)
-            assert json_lines(capsys.readouterr().out) == []
-        with pytest.raises(RuntimeError):
-            async with session.begin():
-                money_event(session, "reserved", rolled_back)
-                raise RuntimeError("the transaction fails")
-        async with session.begin():
-            pass
-    events = [line for line in json_lines(capsys.readouterr().out) if line["logger"] == "app.money"]
-    assert [line["withdrawal_id"] for line in events] == [str(committed.id)]
+    admin = await admin_token(api, sessionmaker)
+    await top_up(api, admin, "100.00")
+    _, merchant = await approved_merchant(api, admin, credit_limit="5.00")
+    capsys.readouterr()
+    short = await withdraw(api, merchant, "7.00")
+    assert short.status_code == 409
+    assert short.json()["code"] == "INSUFFICIENT_MERCHANT_CREDIT"
+    assert [
+        line for line in json_lines(capsys.readouterr().out) if line["logger"] == "app.money"
+    ] == []

@@ -7,7 +7,7 @@ import sys
 from datetime import timedelta
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.embedded.process import free_port
@@ -20,13 +20,9 @@ from tests.support.money import assert_books_balance, bank_transfers, top_up, wi
 from tests.support.servers import black_hole, serve
 
 
-async def _reconcile(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
-) -> dict[str, int]:
+async def _reconcile(db: AsyncEngine, settings: Settings) -> dict[str, int]:
     async with httpx.AsyncClient(timeout=5) as http:
-        report = await reconcile(
-            sessionmaker, http=http, settings=settings, older_than=timedelta(0)
-        )
+        report = await reconcile(db, http=http, settings=settings, older_than=timedelta(0))
     return report.outcomes
 
 
@@ -67,21 +63,27 @@ async def _settled_once(
 
 
 async def test_settlement_down_gives_202_then_reconcile_settles_once(
-    api: httpx.AsyncClient, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+    api: httpx.AsyncClient,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    autocommit_engine: AsyncEngine,
 ) -> None:
     down = settings.model_copy(
         update={"SETTLEMENT_URL": f"http://127.0.0.1:{free_port()}/api/settlement/withdraw"}
     )
     _, merchant, withdrawal_id = await _accepted_but_unsettled(down, sessionmaker, key="down")
     assert await bank_transfers(sessionmaker) == {}
-    assert await _reconcile(sessionmaker, down) == {"UNKNOWN": 1}  # still down: left as is
-    assert await _reconcile(sessionmaker, settings) == {"PAID": 1}
-    assert await _reconcile(sessionmaker, settings) == {}  # nothing left to do
+    assert await _reconcile(autocommit_engine, down) == {"UNKNOWN": 1}  # still down: left as is
+    assert await _reconcile(autocommit_engine, settings) == {"PAID": 1}
+    assert await _reconcile(autocommit_engine, settings) == {}  # nothing left to do
     await _settled_once(api, merchant, withdrawal_id, "down", sessionmaker)
 
 
 async def test_settlement_hanging_gives_202_then_reconcile_settles_once(
-    api: httpx.AsyncClient, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+    api: httpx.AsyncClient,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    autocommit_engine: AsyncEngine,
 ) -> None:
     async with black_hole() as hole:
         hanging = settings.model_copy(
@@ -91,12 +93,15 @@ async def test_settlement_hanging_gives_202_then_reconcile_settles_once(
             hanging, sessionmaker, key="hang"
         )
         assert hole.connections >= 1
-    assert await _reconcile(sessionmaker, settings) == {"PAID": 1}
+    assert await _reconcile(autocommit_engine, settings) == {"PAID": 1}
     await _settled_once(api, merchant, withdrawal_id, "hang", sessionmaker)
 
 
 async def test_answer_lost_after_payment_is_found_by_reconcile_not_paid_again(
-    api: httpx.AsyncClient, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+    api: httpx.AsyncClient,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    autocommit_engine: AsyncEngine,
 ) -> None:
     # The bank takes longer than the core waits: settlement pays, the answer never arrives.
     slow_bank = settings.model_copy(update={"BANK_LATENCY_MS": 600})
@@ -115,12 +120,15 @@ async def test_answer_lost_after_payment_is_found_by_reconcile_not_paid_again(
                 break
             await asyncio.sleep(0.05)
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
-    assert await _reconcile(sessionmaker, settings) == {"PAID": 1}
+    assert await _reconcile(autocommit_engine, settings) == {"PAID": 1}
     await _settled_once(api, merchant, withdrawal_id, "lost", sessionmaker)
 
 
 async def test_reconcile_command_finishes_stuck_withdrawals(
-    api: httpx.AsyncClient, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+    api: httpx.AsyncClient,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    autocommit_engine: AsyncEngine,
 ) -> None:
     down = settings.model_copy(
         update={"SETTLEMENT_URL": f"http://127.0.0.1:{free_port()}/api/settlement/withdraw"}
@@ -147,7 +155,10 @@ async def test_reconcile_command_finishes_stuck_withdrawals(
 
 
 async def test_reconcile_leaves_young_withdrawals_alone(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clean_db: None
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    autocommit_engine: AsyncEngine,
+    clean_db: None,
 ) -> None:
     down = settings.model_copy(
         update={"SETTLEMENT_URL": f"http://127.0.0.1:{free_port()}/api/settlement/withdraw"}
@@ -155,7 +166,7 @@ async def test_reconcile_leaves_young_withdrawals_alone(
     await _accepted_but_unsettled(down, sessionmaker, key="young")
     async with httpx.AsyncClient(timeout=5) as http:
         report = await reconcile(
-            sessionmaker, http=http, settings=settings, older_than=timedelta(hours=1)
+            autocommit_engine, http=http, settings=settings, older_than=timedelta(hours=1)
         )
     assert report.examined == 0
     assert await bank_transfers(sessionmaker) == {}

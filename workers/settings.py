@@ -4,8 +4,10 @@ Health check for operators: `arq --check workers.settings.WorkerSettings` exits 
 worker has written its health key recently (every `health_check_interval` seconds).
 """
 
+import asyncio
 from typing import Any
 
+import uvloop
 from arq import cron, func
 from arq.connections import RedisSettings
 
@@ -16,6 +18,9 @@ from app.withdrawals.settlement_client import create_http_client
 from workers.jobs import pay_withdrawal, purge_idempotency_keys, sweep_open_withdrawals
 
 settings = get_settings()
+# The event loop the apps get from uvicorn: arq's Worker takes whatever loop the policy makes
+# (asyncio.get_event_loop() in Worker.__init__), and a payout is mostly socket I/O.
+asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 async def startup(ctx: dict[str, Any]) -> None:

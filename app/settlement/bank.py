@@ -10,13 +10,14 @@ import random
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 from uuid import UUID
 
-from sqlalchemy import Table, select
+from sqlalchemy import Row, Table, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db import autocommit
 from app.models.settlement import PayoutStatus, SettlementBankTransfer
 
 # Accounts the simulated bank always refuses: a deterministic way to exercise refusals.
@@ -57,7 +58,7 @@ class SimulatedBank:
     """
 
     def __init__(self, engine: AsyncEngine, *, latency_ms: int = 0, failure_rate: float = 0.0):
-        self._engine = engine
+        self._engine = autocommit(engine)
         self._latency_s = latency_ms / 1000
         self._failure_rate = failure_rate
 
@@ -75,24 +76,36 @@ class SimulatedBank:
         else:
             proposed = BankResult(PayoutStatus.PAID, f"BNK-{secrets.token_hex(8).upper()}")
 
-        async with self._engine.begin() as conn:
-            # Concurrent calls with one reference race here: the primary key lets exactly one
-            # insert win (the others wait for it to commit), and everyone reads back the winner.
-            await conn.execute(
-                insert(transfers)
-                .values(
-                    reference=reference,
-                    amount=amount,
-                    account=account,
-                    status=proposed.status,
-                    bank_reference=proposed.bank_reference,
-                    failure_code=proposed.failure_code,
-                )
-                .on_conflict_do_nothing(index_elements=[transfers.c.reference])
-            )
-            stored = (
-                await conn.execute(select(transfers).where(transfers.c.reference == reference))
-            ).one()
+        stored = await self._transfer_once(reference, amount, account, proposed)
         if stored.amount != amount or stored.account != account:
             raise BankReferenceConflict(f"reference {reference} was used for another transfer")
         return BankResult(PayoutStatus(stored.status), stored.bank_reference, stored.failure_code)
+
+    async def _transfer_once(
+        self, reference: UUID, amount: Decimal, account: str, proposed: BankResult
+    ) -> Row[Any]:
+        # Autocommit: the transfer is durable as soon as its INSERT returns.
+        async with self._engine.connect() as conn:
+            # Concurrent calls with one reference race here: the primary key lets exactly one
+            # insert win (the others wait for it to commit, then insert nothing).
+            inserted = (
+                await conn.execute(
+                    insert(transfers)
+                    .values(
+                        reference=reference,
+                        amount=amount,
+                        account=account,
+                        status=proposed.status,
+                        bank_reference=proposed.bank_reference,
+                        failure_code=proposed.failure_code,
+                    )
+                    .on_conflict_do_nothing(index_elements=[transfers.c.reference])
+                    .returning(*transfers.c)
+                )
+            ).one_or_none()
+            if inserted is not None:
+                return inserted
+            # A separate statement, so a new READ COMMITTED snapshot: it sees the winner.
+            return (
+                await conn.execute(select(transfers).where(transfers.c.reference == reference))
+            ).one()

@@ -1,9 +1,14 @@
-"""Who may call settlement (only the core, by its internal token) and which bank it uses."""
+"""Who may call settlement (only the core, by its internal token), its database and its bank.
+
+All async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request for
+what is only an attribute lookup.
+"""
 
 import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.settlement.bank import Bank
@@ -24,9 +29,15 @@ async def require_internal_token(
     request.state.actor = "internal:core"
 
 
-def get_bank(request: Request) -> Bank:
+async def get_autocommit_engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.autocommit_engine
+    return engine
+
+
+async def get_bank(request: Request) -> Bank:
     bank: Bank = request.app.state.bank
     return bank
 
 
+AutocommitEngineDep = Annotated[AsyncEngine, Depends(get_autocommit_engine)]
 BankDep = Annotated[Bank, Depends(get_bank)]

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from app.common import install_common, observability
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import autocommit, create_engine
 from app.health.router import database_check
 from app.settlement.bank import SimulatedBank
 from app.settlement.router import router as settlement_router
@@ -24,7 +24,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = create_engine(settings)
-        app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        # Every payout step is one statement, so the payout path needs no sessions: each
+        # statement commits on its own, with no BEGIN or COMMIT round trip.
+        app.state.autocommit_engine = autocommit(app.state.engine)
         # Settlement keeps no state in Redis, so only its database decides readiness.
         app.state.readiness_checks = {"database": database_check}
         # The bank adapter: anything meeting app.settlement.bank.Bank plugs in here. Only the

@@ -1,4 +1,7 @@
-"""SQL for settlement_payouts, as Core statements (the payout path is a hot path)."""
+"""SQL for settlement_payouts, as Core statements (the payout path is a hot path).
+
+Each function is one statement, so callers can run it on an autocommit connection.
+"""
 
 from dataclasses import dataclass
 from decimal import Decimal
@@ -7,7 +10,7 @@ from uuid import UUID
 
 from sqlalchemy import Row, Table, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models.settlement import PayoutStatus, SettlementPayout
 
@@ -39,20 +42,20 @@ def _payout(row: Row[Any]) -> Payout:
     )
 
 
-async def insert_pending_or_get(
-    session: AsyncSession,
+async def insert_pending(
+    conn: AsyncConnection,
     *,
     withdrawal_id: UUID,
     merchant_id: int,
     account_id: UUID,
     amount: Decimal,
     bank_account: str,
-) -> Payout:
-    """Claim the withdrawal as a PENDING payout, or return the payout that already has it."""
+) -> Payout | None:
+    """Claim the withdrawal as a PENDING payout; None if a payout already has it."""
     # A concurrent duplicate's INSERT waits on the first one's uncommitted row, then does
-    # nothing; the SELECT that follows is a new statement, so it sees the committed winner.
+    # nothing and returns no row; the caller reads the winner with a separate statement.
     inserted = (
-        await session.execute(
+        await conn.execute(
             insert(payouts)
             .values(
                 withdrawal_id=withdrawal_id,
@@ -66,33 +69,28 @@ async def insert_pending_or_get(
             .returning(*payouts.c)
         )
     ).one_or_none()
-    if inserted is not None:
-        return _payout(inserted)
-    existing = await get(session, withdrawal_id=withdrawal_id)
-    if existing is None:  # pragma: no cover - the conflicting row was deleted in between
-        raise RuntimeError(f"payout {withdrawal_id} conflicted but cannot be read")
-    return existing
+    return _payout(inserted) if inserted is not None else None
 
 
-async def get(session: AsyncSession, *, withdrawal_id: UUID) -> Payout | None:
+async def get(conn: AsyncConnection, *, withdrawal_id: UUID) -> Payout | None:
     row = (
-        await session.execute(select(payouts).where(payouts.c.withdrawal_id == withdrawal_id))
+        await conn.execute(select(payouts).where(payouts.c.withdrawal_id == withdrawal_id))
     ).one_or_none()
     return _payout(row) if row is not None else None
 
 
 async def record_outcome(
-    session: AsyncSession,
+    conn: AsyncConnection,
     *,
     withdrawal_id: UUID,
     status: PayoutStatus,
     bank_reference: str | None,
     failure_code: str | None,
-) -> Payout:
-    """Move a PENDING payout to its bank outcome; the first recorded outcome stays."""
+) -> Payout | None:
+    """Move a PENDING payout to its bank outcome; None if it is no longer PENDING."""
     # Only PENDING rows change, so a concurrent re-drive can never overwrite a final outcome.
     updated = (
-        await session.execute(
+        await conn.execute(
             update(payouts)
             .where(
                 payouts.c.withdrawal_id == withdrawal_id,
@@ -102,9 +100,4 @@ async def record_outcome(
             .returning(*payouts.c)
         )
     ).one_or_none()
-    if updated is not None:
-        return _payout(updated)
-    existing = await get(session, withdrawal_id=withdrawal_id)
-    if existing is None:  # pragma: no cover - only called for a claimed payout
-        raise RuntimeError(f"payout {withdrawal_id} vanished before its outcome was recorded")
-    return existing
+    return _payout(updated) if updated is not None else None

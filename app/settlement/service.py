@@ -1,9 +1,10 @@
 """Paying a withdrawal out exactly once.
 
-Unlike the core's services, this one owns its transactions: it must commit the PENDING claim
-before calling the bank (so no transaction or lock is held across the network and a crash
-leaves a durable claim), then record the outcome in a second short transaction. The session
-it is given must therefore have no transaction open.
+Unlike the core's services, this one owns its durability, in three steps that are each one
+statement on an autocommit connection (`app.db.autocommit`), so each is committed when it
+returns and costs no BEGIN or COMMIT round trip: claim the payout as PENDING (durable before
+the bank is called, so a crash leaves a claim and no transaction or lock is held across the
+network), call the bank, record the outcome. The engine it is given must be autocommit.
 
 Why nothing is ever paid twice:
 - the payout row's primary key is the withdrawal id, so concurrent duplicates share one row;
@@ -17,11 +18,11 @@ import logging
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.models.settlement import PayoutStatus
 from app.settlement import repository
-from app.settlement.bank import Bank, BankUnavailable
+from app.settlement.bank import Bank, BankResult, BankUnavailable
 from app.settlement.errors import BankUnavailableError, PayoutMismatch, PayoutNotFound
 from app.settlement.repository import Payout
 
@@ -29,7 +30,7 @@ logger = logging.getLogger("app.settlement")
 
 
 async def withdraw(
-    session: AsyncSession,
+    autocommit_engine: AsyncEngine,
     *,
     bank: Bank,
     withdrawal_id: UUID,
@@ -39,16 +40,14 @@ async def withdraw(
     bank_account: str,
 ) -> Payout:
     """Pay the withdrawal out once and return its definite outcome (the first one on repeats)."""
-    # Transaction 1: claim the withdrawal (or find the earlier claim) and commit at once.
-    async with session.begin():
-        payout = await repository.insert_pending_or_get(
-            session,
-            withdrawal_id=withdrawal_id,
-            merchant_id=merchant_id,
-            account_id=account_id,
-            amount=amount,
-            bank_account=bank_account,
-        )
+    payout = await _claim(
+        autocommit_engine,
+        withdrawal_id=withdrawal_id,
+        merchant_id=merchant_id,
+        account_id=account_id,
+        amount=amount,
+        bank_account=bank_account,
+    )
     _check_same_order(
         payout,
         merchant_id=merchant_id,
@@ -71,25 +70,65 @@ async def withdraw(
             extra={"withdrawal_id": str(withdrawal_id), "payout_status": PayoutStatus.PENDING},
         ) from exc
 
-    # Transaction 2: record the outcome (a concurrent duplicate may have recorded it already).
-    async with session.begin():
-        payout = await repository.record_outcome(
-            session,
+    payout = await _record(autocommit_engine, withdrawal_id=withdrawal_id, result=result)
+    logger.info("payout %s %s", withdrawal_id, payout.status)
+    return payout
+
+
+async def get_payout(autocommit_engine: AsyncEngine, *, withdrawal_id: UUID) -> Payout:
+    """The payout's current state (PENDING, PAID or REFUSED); PayoutNotFound if never received."""
+    async with autocommit_engine.connect() as conn:
+        payout = await repository.get(conn, withdrawal_id=withdrawal_id)
+    if payout is None:
+        raise PayoutNotFound(f"no payout for withdrawal {withdrawal_id}")
+    return payout
+
+
+async def _claim(
+    autocommit_engine: AsyncEngine,
+    *,
+    withdrawal_id: UUID,
+    merchant_id: int,
+    account_id: UUID,
+    amount: Decimal,
+    bank_account: str,
+) -> Payout:
+    # Step 1: the PENDING claim, committed as the INSERT returns; or the earlier claim.
+    async with autocommit_engine.connect() as conn:
+        claimed = await repository.insert_pending(
+            conn,
+            withdrawal_id=withdrawal_id,
+            merchant_id=merchant_id,
+            account_id=account_id,
+            amount=amount,
+            bank_account=bank_account,
+        )
+        return claimed or await _existing(conn, withdrawal_id)
+
+
+async def _record(
+    autocommit_engine: AsyncEngine, *, withdrawal_id: UUID, result: BankResult
+) -> Payout:
+    # Step 3: the outcome, committed as the UPDATE returns; nothing if a duplicate was first.
+    async with autocommit_engine.connect() as conn:
+        recorded = await repository.record_outcome(
+            conn,
             withdrawal_id=withdrawal_id,
             status=result.status,
             bank_reference=result.bank_reference,
             failure_code=result.failure_code,
         )
-    logger.info("payout %s %s", withdrawal_id, payout.status)
-    return payout
+        return recorded or await _existing(conn, withdrawal_id)
 
 
-async def get_payout(session: AsyncSession, *, withdrawal_id: UUID) -> Payout:
-    """The payout's current state (PENDING, PAID or REFUSED); PayoutNotFound if never received."""
-    async with session.begin():
-        payout = await repository.get(session, withdrawal_id=withdrawal_id)
-    if payout is None:
-        raise PayoutNotFound(f"no payout for withdrawal {withdrawal_id}")
+async def _existing(conn: AsyncConnection, withdrawal_id: UUID) -> Payout:
+    # Our INSERT or UPDATE changed nothing: another request claimed the payout (or recorded
+    # its outcome) first, and committed before ours returned (a conflicting write waits for
+    # the winner's commit). Reading it takes a separate statement: under READ COMMITTED that
+    # gets a new snapshot, which includes the winner's commit; the conflicting one's may not.
+    payout = await repository.get(conn, withdrawal_id=withdrawal_id)
+    if payout is None:  # pragma: no cover - payouts are never deleted
+        raise RuntimeError(f"payout {withdrawal_id} was not changed but cannot be read")
     return payout
 
 

@@ -12,6 +12,7 @@ from app.config import Settings
 from app.money import format_amount
 from app.observability.http import SettlementTimingTransport
 from app.withdrawals.repository import WithdrawalRow
+from app.withdrawals.settlement_transport import AiohttpTransport
 
 logger = logging.getLogger("app.withdrawals.settlement")
 
@@ -35,9 +36,10 @@ class SettlementAnswer:
 
 def create_http_client(settings: Settings) -> httpx.AsyncClient:
     """The pooled client for settlement calls; its timeout bounds the wait for an answer."""
-    return httpx.AsyncClient(
-        timeout=settings.SETTLEMENT_TIMEOUT_S, transport=SettlementTimingTransport()
-    )
+    # aiohttp underneath (less CPU per call than httpcore); pooled and kept alive as before
+    # (up to 100 connections, idle ones closed after 5 s).
+    transport = SettlementTimingTransport(AiohttpTransport())
+    return httpx.AsyncClient(timeout=settings.SETTLEMENT_TIMEOUT_S, transport=transport)
 
 
 def _headers(settings: Settings, request_id: str | None) -> dict[str, str]:

@@ -210,15 +210,16 @@ async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
     order = new_order()
     withdrawal_id = uuid.UUID(order["withdrawal_id"])
     # The state a crash between the bank call and transaction 2 leaves behind.
-    async with sessionmaker() as session, session.begin():
-        pending = await repository.insert_pending_or_get(
-            session,
+    async with engine.begin() as conn:
+        pending = await repository.insert_pending(
+            conn,
             withdrawal_id=withdrawal_id,
             merchant_id=order["merchant_id"],
             account_id=uuid.UUID(order["account_id"]),
             amount=Decimal(order["amount"]),
             bank_account=order["account"],
         )
+    assert pending is not None
     paid = await SimulatedBank(engine).pay(
         reference=withdrawal_id, amount=pending.amount, account=pending.bank_account
     )

@@ -1,7 +1,7 @@
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Executor
@@ -9,6 +9,14 @@ from app.models import Merchant, User
 
 _users = cast(Table, User.__table__)
 _merchants = cast(Table, Merchant.__table__)
+
+# Built once with a named parameter: every authenticated request runs it.
+_IDENTITY = (
+    select(_users.c.id, _users.c.is_admin, _merchants.c.id, _merchants.c.status)
+    .select_from(_users)
+    .outerjoin(_merchants, _merchants.c.user_id == _users.c.id)
+    .where(_users.c.id == bindparam("user_id"))
+)
 
 
 @dataclass(frozen=True)
@@ -34,12 +42,5 @@ async def get_identity(conn: Executor, *, user_id: int) -> Identity | None:
 
     Every request runs this, so it builds no ORM objects (see STYLE.md, "Hot path").
     """
-    row = (
-        await conn.execute(
-            select(_users.c.id, _users.c.is_admin, _merchants.c.id, _merchants.c.status)
-            .select_from(_users)
-            .outerjoin(_merchants, _merchants.c.user_id == _users.c.id)
-            .where(_users.c.id == user_id)
-        )
-    ).first()
+    row = (await conn.execute(_IDENTITY, {"user_id": user_id})).first()
     return Identity(*row) if row else None

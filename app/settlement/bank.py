@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Protocol, cast
 from uuid import UUID
 
-from sqlalchemy import Row, Table, select
+from sqlalchemy import Row, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,6 +25,22 @@ REJECTED_ACCOUNT_PREFIX = "IRREJECT"
 ACCOUNT_REJECTED = "ACCOUNT_REJECTED"
 
 transfers = cast(Table, SettlementBankTransfer.__table__)
+
+# Built once, executed with named parameters (see app/settlement/repository.py).
+_INSERT_TRANSFER = (
+    insert(transfers)
+    .values(
+        reference=bindparam("reference"),
+        amount=bindparam("amount"),
+        account=bindparam("account"),
+        status=bindparam("status"),
+        bank_reference=bindparam("bank_reference"),
+        failure_code=bindparam("failure_code"),
+    )
+    .on_conflict_do_nothing(index_elements=[transfers.c.reference])
+    .returning(*transfers.c)
+)
+_GET_TRANSFER = select(transfers).where(transfers.c.reference == bindparam("reference"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,22 +106,18 @@ class SimulatedBank:
             # insert win (the others wait for it to commit, then insert nothing).
             inserted = (
                 await conn.execute(
-                    insert(transfers)
-                    .values(
-                        reference=reference,
-                        amount=amount,
-                        account=account,
-                        status=proposed.status,
-                        bank_reference=proposed.bank_reference,
-                        failure_code=proposed.failure_code,
-                    )
-                    .on_conflict_do_nothing(index_elements=[transfers.c.reference])
-                    .returning(*transfers.c)
+                    _INSERT_TRANSFER,
+                    {
+                        "reference": reference,
+                        "amount": amount,
+                        "account": account,
+                        "status": proposed.status,
+                        "bank_reference": proposed.bank_reference,
+                        "failure_code": proposed.failure_code,
+                    },
                 )
             ).one_or_none()
             if inserted is not None:
                 return inserted
             # A separate statement, so a new READ COMMITTED snapshot: it sees the winner.
-            return (
-                await conn.execute(select(transfers).where(transfers.c.reference == reference))
-            ).one()
+            return (await conn.execute(_GET_TRANSFER, {"reference": reference})).one()

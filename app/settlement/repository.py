@@ -8,13 +8,44 @@ from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Row, Table, select, update
+from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models.settlement import PayoutStatus, SettlementPayout
 
 payouts = cast(Table, SettlementPayout.__table__)
+
+# Built once with named parameters: building a statement per call (its values, its cache key)
+# cost more CPU than executing it.
+_INSERT_PENDING = (
+    insert(payouts)
+    .values(
+        withdrawal_id=bindparam("withdrawal_id"),
+        merchant_id=bindparam("merchant_id"),
+        account_id=bindparam("account_id"),
+        amount=bindparam("amount"),
+        bank_account=bindparam("bank_account"),
+        status=PayoutStatus.PENDING,
+    )
+    .on_conflict_do_nothing(index_elements=[payouts.c.withdrawal_id])
+    .returning(*payouts.c)
+)
+_GET = select(payouts).where(payouts.c.withdrawal_id == bindparam("withdrawal_id"))
+_RECORD_OUTCOME = (
+    update(payouts)
+    .where(
+        # Not named after a column: those names are taken by the SET clause's parameters.
+        payouts.c.withdrawal_id == bindparam("payout_id"),
+        payouts.c.status == PayoutStatus.PENDING,
+    )
+    .values(
+        status=bindparam("status"),
+        bank_reference=bindparam("bank_reference"),
+        failure_code=bindparam("failure_code"),
+    )
+    .returning(*payouts.c)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,26 +87,21 @@ async def insert_pending(
     # nothing and returns no row; the caller reads the winner with a separate statement.
     inserted = (
         await conn.execute(
-            insert(payouts)
-            .values(
-                withdrawal_id=withdrawal_id,
-                merchant_id=merchant_id,
-                account_id=account_id,
-                amount=amount,
-                bank_account=bank_account,
-                status=PayoutStatus.PENDING,
-            )
-            .on_conflict_do_nothing(index_elements=[payouts.c.withdrawal_id])
-            .returning(*payouts.c)
+            _INSERT_PENDING,
+            {
+                "withdrawal_id": withdrawal_id,
+                "merchant_id": merchant_id,
+                "account_id": account_id,
+                "amount": amount,
+                "bank_account": bank_account,
+            },
         )
     ).one_or_none()
     return _payout(inserted) if inserted is not None else None
 
 
 async def get(conn: AsyncConnection, *, withdrawal_id: UUID) -> Payout | None:
-    row = (
-        await conn.execute(select(payouts).where(payouts.c.withdrawal_id == withdrawal_id))
-    ).one_or_none()
+    row = (await conn.execute(_GET, {"withdrawal_id": withdrawal_id})).one_or_none()
     return _payout(row) if row is not None else None
 
 
@@ -91,13 +117,13 @@ async def record_outcome(
     # Only PENDING rows change, so a concurrent re-drive can never overwrite a final outcome.
     updated = (
         await conn.execute(
-            update(payouts)
-            .where(
-                payouts.c.withdrawal_id == withdrawal_id,
-                payouts.c.status == PayoutStatus.PENDING,
-            )
-            .values(status=status, bank_reference=bank_reference, failure_code=failure_code)
-            .returning(*payouts.c)
+            _RECORD_OUTCOME,
+            {
+                "payout_id": withdrawal_id,
+                "status": status,
+                "bank_reference": bank_reference,
+                "failure_code": failure_code,
+            },
         )
     ).one_or_none()
     return _payout(updated) if updated is not None else None

@@ -199,20 +199,22 @@ async def open_older_than(
     return [WithdrawalRow(*row) for row in await conn.execute(query)]
 
 
+# Built once: every queued payout runs it.
+_START_PROCESSING = (
+    update(_w)
+    .where(_w.c.id == bindparam("withdrawal_id"), _w.c.status.in_(OPEN_STATUSES))
+    .values(
+        status=WithdrawalStatus.PROCESSING,
+        attempts=_w.c.attempts + 1,
+        updated_at=func.now(),
+    )
+    .returning(*_ROW_COLUMNS)
+)
+
+
 async def start_processing(conn: Executor, *, withdrawal_id: UUID) -> WithdrawalRow | None:
     """Mark an open withdrawal PROCESSING before a payout attempt; None if already final."""
-    row = (
-        await conn.execute(
-            update(_w)
-            .where(_w.c.id == withdrawal_id, _w.c.status.in_(OPEN_STATUSES))
-            .values(
-                status=WithdrawalStatus.PROCESSING,
-                attempts=_w.c.attempts + 1,
-                updated_at=func.now(),
-            )
-            .returning(*_ROW_COLUMNS)
-        )
-    ).first()
+    row = (await conn.execute(_START_PROCESSING, {"withdrawal_id": withdrawal_id})).first()
     return WithdrawalRow(*row) if row else None
 
 

@@ -36,9 +36,12 @@ class SettlementAnswer:
 
 def create_http_client(settings: Settings) -> httpx.AsyncClient:
     """The pooled client for settlement calls; its timeout bounds the wait for an answer."""
-    # aiohttp underneath (less CPU per call than httpcore); pooled and kept alive as before
-    # (up to 100 connections, idle ones closed after 5 s).
-    transport = SettlementTimingTransport(AiohttpTransport())
+    # aiohttp underneath (less CPU per call than httpcore), pooled and kept alive. Idle
+    # connections close after 2 s, before uvicorn's 5 s keep-alive timeout closes them from
+    # settlement's side: a POST sent on a connection the server is just closing has an unknown
+    # outcome (a needless 202 and a trip through the reconciler).
+    limits = httpx.Limits(max_connections=100, keepalive_expiry=2.0)
+    transport = SettlementTimingTransport(AiohttpTransport(limits=limits))
     return httpx.AsyncClient(timeout=settings.SETTLEMENT_TIMEOUT_S, transport=transport)
 
 

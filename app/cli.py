@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import migrations
 from app.audit.service import run_audit
 from app.auth.admins import ensure_admin
 from app.config import get_settings
-from app.db import autocommit, create_engine, create_sessionmaker
+from app.db import create_engine, create_sessionmaker, create_statement_pool
 from app.money import format_amount, parse_amount
 from app.redis import create_redis
 from app.withdrawals.reconcile import ReconcileReport, reconcile
@@ -23,22 +23,17 @@ from app.withdrawals.settlement_client import create_http_client
 T = TypeVar("T")
 
 
-def _run_with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run `work` with an engine of its own, disposed afterwards."""
+def _run_with_sessionmaker(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    """Run `work` with sessions on an engine of its own, disposed afterwards."""
 
     async def main() -> T:
         engine = create_engine(get_settings(), pool_size=2)
         try:
-            return await work(engine)
+            return await work(create_sessionmaker(engine))
         finally:
             await engine.dispose()
 
     return asyncio.run(main())
-
-
-def _run_with_sessionmaker(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    """Run `work` with sessions on an engine of its own."""
-    return _run_with_engine(lambda engine: work(create_sessionmaker(engine)))
 
 
 def _run_with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -78,20 +73,21 @@ def cmd_audit(_args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-async def _reconcile(engine: AsyncEngine, older_than_s: int) -> ReconcileReport:
+async def _reconcile(older_than_s: int) -> ReconcileReport:
     settings = get_settings()
-    async with create_http_client(settings) as http:
-        return await reconcile(
-            autocommit(engine),
-            http=http,
-            settings=settings,
-            older_than=timedelta(seconds=older_than_s),
-        )
+    db = await create_statement_pool(settings, size=2)
+    try:
+        async with create_http_client(settings) as http:
+            return await reconcile(
+                db, http=http, settings=settings, older_than=timedelta(seconds=older_than_s)
+            )
+    finally:
+        await db.close()
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     older_than = get_settings().RECONCILE_AFTER_S if args.older_than is None else args.older_than
-    report = _run_with_engine(lambda engine: _reconcile(engine, older_than))
+    report = asyncio.run(_reconcile(older_than))
     outcomes = ", ".join(f"{k}={v}" for k, v in sorted(report.outcomes.items())) or "nothing to do"
     print(f"examined={report.examined} {outcomes}")
     return 0

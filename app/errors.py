@@ -3,6 +3,7 @@
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -184,14 +185,26 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 _TRANSIENT_SQLSTATES = ("57014", "40001", "40P01", "55P03", "53", "08", "57P")
 
 
+# Errors of the asyncpg statement pool (app.db) that the error handler answers, like
+# SQLAlchemy's: 503 when transient, else 500.
+DATABASE_ERRORS = (sa_exc.SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
 def is_transient_database_error(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.TimeoutError | sa_exc.InterfaceError):  # pool wait, lost link
         return True
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated:
             return True
-        state = getattr(exc.orig, "sqlstate", None)
+        exc = exc.orig or exc
+    if isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate
         return isinstance(state, str) and state.startswith(_TRANSIENT_SQLSTATES)
+    if isinstance(exc, asyncpg.InterfaceError):  # e.g. the connection was lost mid-statement
+        return True
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(state, str):
+        return state.startswith(_TRANSIENT_SQLSTATES)
     return isinstance(exc, ConnectionError | TimeoutError)
 
 
@@ -215,7 +228,9 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
-    app.add_exception_handler(sa_exc.SQLAlchemyError, _database_error)
+    # The statement pool (asyncpg) raises plain OS errors when PostgreSQL is unreachable.
+    for kind in (*DATABASE_ERRORS, ConnectionError, TimeoutError):
+        app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)

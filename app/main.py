@@ -9,7 +9,7 @@ from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
 from app.common import install_common, observability
 from app.config import Settings, get_settings
-from app.db import autocommit, create_engine, create_sessionmaker
+from app.db import create_engine, create_sessionmaker, create_statement_pool
 from app.health.router import database_check, redis_check
 from app.ledger.router import router as pool_router
 from app.merchants.router import admin_router as merchants_admin_router
@@ -29,8 +29,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = create_engine(settings)
         app.state.sessionmaker = create_sessionmaker(app.state.engine)
-        # The same pool for one-statement work: the money steps and the caller lookup.
-        app.state.autocommit = autocommit(app.state.engine)
+        # asyncpg's own pool for one-statement work: the money steps and the caller lookup.
+        app.state.db_pool = await create_statement_pool(settings)
         app.state.redis = create_redis(settings)
         app.state.readiness_checks = {"database": database_check, "redis": redis_check}
         # One pooled client for the settlement hop; its timeout bounds how long a merchant
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.arq is not None:
                 await app.state.arq.aclose()
             await app.state.redis.aclose()
+            await app.state.db_pool.close()
             await app.state.engine.dispose()
 
     app = FastAPI(

@@ -7,6 +7,7 @@ for name in ("DATABASE_URL", "REDIS_URL", "DB_HOST", "SECRET_KEY", "INTERNAL_TOK
 
 from collections.abc import AsyncIterator, Iterator  # noqa: E402
 
+import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import migrations  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
-from app.db import autocommit, create_engine, create_sessionmaker  # noqa: E402
+from app.db import create_engine, create_sessionmaker, create_statement_pool  # noqa: E402
 from app.models import Base  # noqa: E402
 from app.requestlog.buffer import flush as flush_request_log  # noqa: E402
 from tests.support.servers import serve  # noqa: E402
@@ -65,9 +66,11 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="session")
-def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The engine the money path and the reconciler run on: one statement per transaction."""
-    return autocommit(engine)
+async def db_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """The statement pool the money path and the reconciler run on (app.db)."""
+    pool = await create_statement_pool(settings, size=5)
+    yield pool
+    await pool.close()
 
 
 @pytest.fixture(scope="session")

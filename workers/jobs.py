@@ -16,7 +16,7 @@ async def pay_withdrawal(ctx: dict[str, Any], withdrawal_id: str) -> str:
     the sweeper (the withdrawal stays PROCESSING, its money reserved)."""
     settings = ctx["settings"]
     attempt = await attempt_payout(
-        ctx["autocommit"],
+        ctx["db_pool"],
         http=ctx["http"],
         settings=settings,
         withdrawal_id=UUID(withdrawal_id),
@@ -30,8 +30,7 @@ async def pay_withdrawal(ctx: dict[str, Any], withdrawal_id: str) -> str:
 async def sweep_open_withdrawals(ctx: dict[str, Any]) -> int:
     """Re-enqueue withdrawals whose job Redis lost, or that wait for reconciliation."""
     older_than = timedelta(seconds=ctx["settings"].RECONCILE_AFTER_S)
-    async with ctx["sessionmaker"]() as session:
-        return await sweep(session, ctx["redis"], older_than=older_than)
+    return await sweep(ctx["db_pool"], ctx["redis"], older_than=older_than)
 
 
 async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:

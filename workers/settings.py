@@ -12,7 +12,7 @@ from arq import cron, func
 from arq.connections import RedisSettings
 
 from app.config import get_settings
-from app.db import autocommit, create_engine, create_sessionmaker
+from app.db import create_engine, create_sessionmaker, create_statement_pool
 from app.observability.logging import configure_logging
 from app.withdrawals.settlement_client import create_http_client
 from workers.jobs import pay_withdrawal, purge_idempotency_keys, sweep_open_withdrawals
@@ -26,14 +26,16 @@ asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 async def startup(ctx: dict[str, Any]) -> None:
     configure_logging(settings.LOG_LEVEL)  # money events from payouts as JSON lines
     ctx["settings"] = settings
-    ctx["engine"] = create_engine(settings, pool_size=min(settings.WORKER_MAX_JOBS, 20))
+    pool_size = min(settings.WORKER_MAX_JOBS, 20)
+    ctx["engine"] = create_engine(settings, pool_size=pool_size)
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
-    ctx["autocommit"] = autocommit(ctx["engine"])
+    ctx["db_pool"] = await create_statement_pool(settings, size=pool_size)
     ctx["http"] = create_http_client(settings)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["http"].aclose()
+    await ctx["db_pool"].close()
     await ctx["engine"].dispose()
 
 

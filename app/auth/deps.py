@@ -43,10 +43,9 @@ async def current_caller(
     if not token:
         raise Unauthorized("a bearer access token is required")
     user_id = read_token(request.app.state.settings, token, expected_type="access")
-    # One autocommit SELECT on a connection returned at once: no BEGIN/ROLLBACK round trips,
-    # and nothing held while the route runs (e.g. across the settlement call).
-    async with request.app.state.autocommit.connect() as conn:
-        found = await repository.get_identity(conn, user_id=user_id)
+    # One statement on the statement pool, its connection returned at once: no BEGIN or
+    # ROLLBACK round trip, and nothing held while the route runs (e.g. the settlement call).
+    found = await repository.get_identity(request.app.state.db_pool, user_id=user_id)
     if found is None:
         raise InvalidToken("the token's user no longer exists")
     user = CallerUser(id=found.user_id, is_admin=found.is_admin)

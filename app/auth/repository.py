@@ -1,21 +1,19 @@
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, bindparam, select
+import asyncpg
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import Executor
 from app.models import Merchant, User
 
 _users = cast(Table, User.__table__)
 _merchants = cast(Table, Merchant.__table__)
 
-# Built once with a named parameter: every authenticated request runs it.
+# Every authenticated request runs it: plain SQL on the statement pool (app.db).
 _IDENTITY = (
-    select(_users.c.id, _users.c.is_admin, _merchants.c.id, _merchants.c.status)
-    .select_from(_users)
-    .outerjoin(_merchants, _merchants.c.user_id == _users.c.id)
-    .where(_users.c.id == bindparam("user_id"))
+    "SELECT u.id, u.is_admin, m.id, m.status FROM users u "
+    "LEFT JOIN merchants m ON m.user_id = u.id WHERE u.id = $1"
 )
 
 
@@ -37,10 +35,10 @@ async def get_user_by_username(session: AsyncSession, *, username: str) -> User 
     return await session.scalar(select(User).where(User.username == username))
 
 
-async def get_identity(conn: Executor, *, user_id: int) -> Identity | None:
+async def get_identity(db: asyncpg.Pool, *, user_id: int) -> Identity | None:
     """The user's role and, for merchants, their merchant id and status, in one Core query.
 
     Every request runs this, so it builds no ORM objects (see STYLE.md, "Hot path").
     """
-    row = (await conn.execute(_IDENTITY, {"user_id": user_id})).first()
+    row = await db.fetchrow(_IDENTITY, user_id)
     return Identity(*row) if row else None

@@ -5,10 +5,10 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Table, delete, func, select, update
+import asyncpg
+from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import Executor
 from app.models import IdempotencyKey
 
 _keys = cast(Table, IdempotencyKey.__table__)
@@ -32,32 +32,25 @@ async def get(session: AsyncSession, *, merchant_id: int, key: str) -> StoredKey
     return StoredKey(*row) if row else None
 
 
-async def store_response(
-    conn: Executor,
+_STORE_PENDING_ANSWER = (
+    "UPDATE idempotency_keys SET response_status = $3, response_body = $4, "
+    "completed_at = now(), withdrawal_id = $5 "
+    "WHERE merchant_id = $1 AND key = $2 AND response_status IS NULL"
+)
+
+
+async def store_pending_answer(
+    db: asyncpg.Pool,
     *,
     merchant_id: int,
     key: str,
     status: int,
     body: dict[str, Any],
-    withdrawal_id: UUID | None = None,
-    only_if_open: bool = False,
+    withdrawal_id: UUID,
 ) -> None:
-    """Record the answer that replays of this key will get.
-
-    `only_if_open` stores a provisional answer (202) without overwriting a final one that the
-    reconciler may already have written.
-    """
-    values: dict[str, Any] = {
-        "response_status": status,
-        "response_body": body,
-        "completed_at": func.now(),
-    }
-    if withdrawal_id is not None:
-        values["withdrawal_id"] = withdrawal_id
-    query = update(_keys).where(_keys.c.merchant_id == merchant_id, _keys.c.key == key)
-    if only_if_open:
-        query = query.where(_keys.c.response_status.is_(None))
-    await conn.execute(query.values(values))
+    """Record a provisional answer (202) for replays of this key, one statement on the
+    statement pool; never over a final answer the reconciler may already have written."""
+    await db.execute(_STORE_PENDING_ANSWER, merchant_id, key, status, body, withdrawal_id)
 
 
 async def delete_created_before(session: AsyncSession, *, cutoff: datetime) -> int:

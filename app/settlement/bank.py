@@ -10,37 +10,30 @@ import random
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol, cast
+from typing import Protocol
 from uuid import UUID
 
-from sqlalchemy import Row, Table, bindparam, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+import asyncpg
 
-from app.db import autocommit
-from app.models.settlement import PayoutStatus, SettlementBankTransfer
+from app.models.settlement import PayoutStatus
 
 # Accounts the simulated bank always refuses: a deterministic way to exercise refusals.
 REJECTED_ACCOUNT_PREFIX = "IRREJECT"
 ACCOUNT_REJECTED = "ACCOUNT_REJECTED"
 
-transfers = cast(Table, SettlementBankTransfer.__table__)
-
-# Built once, executed with named parameters (see app/settlement/repository.py).
-_INSERT_TRANSFER = (
-    insert(transfers)
-    .values(
-        reference=bindparam("reference"),
-        amount=bindparam("amount"),
-        account=bindparam("account"),
-        status=bindparam("status"),
-        bank_reference=bindparam("bank_reference"),
-        failure_code=bindparam("failure_code"),
-    )
-    .on_conflict_do_nothing(index_elements=[transfers.c.reference])
-    .returning(*transfers.c)
-)
-_GET_TRANSFER = select(transfers).where(transfers.c.reference == bindparam("reference"))
+# Built once, run on asyncpg's pool (see app/settlement/repository.py).
+_INSERT_TRANSFER = """
+INSERT INTO settlement_bank_transfers
+    (reference, amount, account, status, bank_reference, failure_code)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (reference) DO NOTHING
+RETURNING amount, account, status, bank_reference, failure_code
+"""
+_GET_TRANSFER = """
+SELECT amount, account, status, bank_reference, failure_code
+FROM settlement_bank_transfers
+WHERE reference = $1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +66,8 @@ class SimulatedBank:
     calls that raise BankUnavailable before anything is recorded, for failure injection.
     """
 
-    def __init__(self, engine: AsyncEngine, *, latency_ms: int = 0, failure_rate: float = 0.0):
-        self._engine = autocommit(engine)
+    def __init__(self, db: asyncpg.Pool, *, latency_ms: int = 0, failure_rate: float = 0.0):
+        self._db = db
         self._latency_s = latency_ms / 1000
         self._failure_rate = failure_rate
 
@@ -93,31 +86,28 @@ class SimulatedBank:
             proposed = BankResult(PayoutStatus.PAID, f"BNK-{secrets.token_hex(8).upper()}")
 
         stored = await self._transfer_once(reference, amount, account, proposed)
-        if stored.amount != amount or stored.account != account:
+        if stored["amount"] != amount or stored["account"] != account:
             raise BankReferenceConflict(f"reference {reference} was used for another transfer")
-        return BankResult(PayoutStatus(stored.status), stored.bank_reference, stored.failure_code)
+        return BankResult(
+            PayoutStatus(stored["status"]), stored["bank_reference"], stored["failure_code"]
+        )
 
     async def _transfer_once(
         self, reference: UUID, amount: Decimal, account: str, proposed: BankResult
-    ) -> Row[Any]:
-        # Autocommit: the transfer is durable as soon as its INSERT returns.
-        async with self._engine.connect() as conn:
-            # Concurrent calls with one reference race here: the primary key lets exactly one
-            # insert win (the others wait for it to commit, then insert nothing).
-            inserted = (
-                await conn.execute(
-                    _INSERT_TRANSFER,
-                    {
-                        "reference": reference,
-                        "amount": amount,
-                        "account": account,
-                        "status": proposed.status,
-                        "bank_reference": proposed.bank_reference,
-                        "failure_code": proposed.failure_code,
-                    },
-                )
-            ).one_or_none()
-            if inserted is not None:
-                return inserted
-            # A separate statement, so a new READ COMMITTED snapshot: it sees the winner.
-            return (await conn.execute(_GET_TRANSFER, {"reference": reference})).one()
+    ) -> asyncpg.Record:
+        # Each statement is its own transaction: the transfer is durable as its INSERT returns.
+        # Concurrent calls with one reference race here: the primary key lets exactly one
+        # insert win (the others wait for it to commit, then insert nothing).
+        inserted = await self._db.fetchrow(
+            _INSERT_TRANSFER,
+            reference,
+            amount,
+            account,
+            proposed.status.value,
+            proposed.bank_reference,
+            proposed.failure_code,
+        )
+        if inserted is not None:
+            return inserted
+        # A separate statement, so a new READ COMMITTED snapshot: it sees the winner.
+        return await self._db.fetchrow(_GET_TRANSFER, reference)

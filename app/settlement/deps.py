@@ -7,8 +7,8 @@ what is only an attribute lookup.
 import hmac
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Header, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.settlement.bank import Bank
@@ -29,9 +29,9 @@ async def require_internal_token(
     request.state.actor = "internal:core"
 
 
-async def get_autocommit_engine(request: Request) -> AsyncEngine:
-    engine: AsyncEngine = request.app.state.autocommit_engine
-    return engine
+async def get_db_pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.db_pool
+    return pool
 
 
 async def get_bank(request: Request) -> Bank:
@@ -39,5 +39,5 @@ async def get_bank(request: Request) -> Bank:
     return bank
 
 
-AutocommitEngineDep = Annotated[AsyncEngine, Depends(get_autocommit_engine)]
+DbPoolDep = Annotated[asyncpg.Pool, Depends(get_db_pool)]
 BankDep = Annotated[Bank, Depends(get_bank)]

@@ -1,51 +1,39 @@
-"""SQL for settlement_payouts, as Core statements (the payout path is a hot path).
+"""SQL for settlement_payouts, as plain statements on asyncpg's pool (the payout path is hot).
 
-Each function is one statement, so callers can run it on an autocommit connection.
+Each function is one statement, and each statement run on the pool is its own transaction.
+The SQLAlchemy model (app/models/settlement.py) still defines the table, for Alembic.
 """
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Row, Table, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
-from app.models.settlement import PayoutStatus, SettlementPayout
+from app.models.settlement import PayoutStatus
 
-payouts = cast(Table, SettlementPayout.__table__)
-
-# Built once with named parameters: building a statement per call (its values, its cache key)
-# cost more CPU than executing it.
-_INSERT_PENDING = (
-    insert(payouts)
-    .values(
-        withdrawal_id=bindparam("withdrawal_id"),
-        merchant_id=bindparam("merchant_id"),
-        account_id=bindparam("account_id"),
-        amount=bindparam("amount"),
-        bank_account=bindparam("bank_account"),
-        status=PayoutStatus.PENDING,
-    )
-    .on_conflict_do_nothing(index_elements=[payouts.c.withdrawal_id])
-    .returning(*payouts.c)
-)
-_GET = select(payouts).where(payouts.c.withdrawal_id == bindparam("withdrawal_id"))
-_RECORD_OUTCOME = (
-    update(payouts)
-    .where(
-        # Not named after a column: those names are taken by the SET clause's parameters.
-        payouts.c.withdrawal_id == bindparam("payout_id"),
-        payouts.c.status == PayoutStatus.PENDING,
-    )
-    .values(
-        status=bindparam("status"),
-        bank_reference=bindparam("bank_reference"),
-        failure_code=bindparam("failure_code"),
-    )
-    .returning(*payouts.c)
-)
+# Built once: the text is also the key of asyncpg's per-connection prepared-statement cache.
+_INSERT_PENDING = """
+INSERT INTO settlement_payouts
+    (withdrawal_id, merchant_id, account_id, amount, bank_account, status)
+VALUES ($1, $2, $3, $4, $5, 'PENDING')
+ON CONFLICT (withdrawal_id) DO NOTHING
+RETURNING withdrawal_id, merchant_id, account_id, amount, bank_account, status,
+    bank_reference, failure_code
+"""
+_GET = """
+SELECT withdrawal_id, merchant_id, account_id, amount, bank_account, status,
+    bank_reference, failure_code
+FROM settlement_payouts
+WHERE withdrawal_id = $1
+"""
+_RECORD_OUTCOME = """
+UPDATE settlement_payouts
+SET status = $2, bank_reference = $3, failure_code = $4
+WHERE withdrawal_id = $1 AND status = 'PENDING'
+RETURNING withdrawal_id, merchant_id, account_id, amount, bank_account, status,
+    bank_reference, failure_code
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,21 +48,23 @@ class Payout:
     failure_code: str | None
 
 
-def _payout(row: Row[Any]) -> Payout:
+def _payout(row: asyncpg.Record | None) -> Payout | None:
+    if row is None:
+        return None
     return Payout(
-        withdrawal_id=row.withdrawal_id,
-        merchant_id=row.merchant_id,
-        account_id=row.account_id,
-        amount=row.amount,
-        bank_account=row.bank_account,
-        status=PayoutStatus(row.status),
-        bank_reference=row.bank_reference,
-        failure_code=row.failure_code,
+        withdrawal_id=row["withdrawal_id"],
+        merchant_id=row["merchant_id"],
+        account_id=row["account_id"],
+        amount=row["amount"],
+        bank_account=row["bank_account"],
+        status=PayoutStatus(row["status"]),
+        bank_reference=row["bank_reference"],
+        failure_code=row["failure_code"],
     )
 
 
 async def insert_pending(
-    conn: AsyncConnection,
+    db: asyncpg.Pool,
     *,
     withdrawal_id: UUID,
     merchant_id: int,
@@ -85,28 +75,18 @@ async def insert_pending(
     """Claim the withdrawal as a PENDING payout; None if a payout already has it."""
     # A concurrent duplicate's INSERT waits on the first one's uncommitted row, then does
     # nothing and returns no row; the caller reads the winner with a separate statement.
-    inserted = (
-        await conn.execute(
-            _INSERT_PENDING,
-            {
-                "withdrawal_id": withdrawal_id,
-                "merchant_id": merchant_id,
-                "account_id": account_id,
-                "amount": amount,
-                "bank_account": bank_account,
-            },
-        )
-    ).one_or_none()
-    return _payout(inserted) if inserted is not None else None
+    row = await db.fetchrow(
+        _INSERT_PENDING, withdrawal_id, merchant_id, account_id, amount, bank_account
+    )
+    return _payout(row)
 
 
-async def get(conn: AsyncConnection, *, withdrawal_id: UUID) -> Payout | None:
-    row = (await conn.execute(_GET, {"withdrawal_id": withdrawal_id})).one_or_none()
-    return _payout(row) if row is not None else None
+async def get(db: asyncpg.Pool, *, withdrawal_id: UUID) -> Payout | None:
+    return _payout(await db.fetchrow(_GET, withdrawal_id))
 
 
 async def record_outcome(
-    conn: AsyncConnection,
+    db: asyncpg.Pool,
     *,
     withdrawal_id: UUID,
     status: PayoutStatus,
@@ -115,15 +95,7 @@ async def record_outcome(
 ) -> Payout | None:
     """Move a PENDING payout to its bank outcome; None if it is no longer PENDING."""
     # Only PENDING rows change, so a concurrent re-drive can never overwrite a final outcome.
-    updated = (
-        await conn.execute(
-            _RECORD_OUTCOME,
-            {
-                "payout_id": withdrawal_id,
-                "status": status,
-                "bank_reference": bank_reference,
-                "failure_code": failure_code,
-            },
-        )
-    ).one_or_none()
-    return _payout(updated) if updated is not None else None
+    row = await db.fetchrow(
+        _RECORD_OUTCOME, withdrawal_id, status.value, bank_reference, failure_code
+    )
+    return _payout(row)

@@ -6,7 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends
 
 from app.settlement import service
-from app.settlement.deps import AutocommitEngineDep, BankDep, require_internal_token
+from app.settlement.deps import BankDep, DbPoolDep, require_internal_token
 from app.settlement.schemas import PayoutOut, WithdrawRequest
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
@@ -30,7 +30,7 @@ router = APIRouter(
         503: {"description": "BANK_UNAVAILABLE: outcome unknown, send again", **PROBLEM},
     },
 )
-async def withdraw(body: WithdrawRequest, db: AutocommitEngineDep, bank: BankDep) -> PayoutOut:
+async def withdraw(body: WithdrawRequest, db: DbPoolDep, bank: BankDep) -> PayoutOut:
     """Pay a withdrawal out exactly once; repeats answer the first outcome (PAID or REFUSED)."""
     payout = await service.withdraw(
         db,
@@ -48,6 +48,6 @@ async def withdraw(body: WithdrawRequest, db: AutocommitEngineDep, bank: BankDep
     "/withdraw/{withdrawal_id}",
     responses={404: {"description": "PAYOUT_NOT_FOUND: never received", **PROBLEM}},
 )
-async def get_withdrawal(withdrawal_id: UUID, db: AutocommitEngineDep) -> PayoutOut:
+async def get_withdrawal(withdrawal_id: UUID, db: DbPoolDep) -> PayoutOut:
     """A payout's state: PAID, REFUSED, or PENDING (received, no bank outcome yet; POST again)."""
     return PayoutOut.of(await service.get_payout(db, withdrawal_id=withdrawal_id))

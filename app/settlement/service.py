@@ -1,10 +1,10 @@
 """Paying a withdrawal out exactly once.
 
 Unlike the core's services, this one owns its durability, in three steps that are each one
-statement on an autocommit connection (`app.db.autocommit`), so each is committed when it
-returns and costs no BEGIN or COMMIT round trip: claim the payout as PENDING (durable before
-the bank is called, so a crash leaves a claim and no transaction or lock is held across the
-network), call the bank, record the outcome. The engine it is given must be autocommit.
+statement on asyncpg's pool (`app.db.create_statement_pool`), where every statement is its own
+transaction, so each is committed when it returns and costs no BEGIN or COMMIT round trip:
+claim the payout as PENDING (durable before the bank is called, so a crash leaves a claim and
+no transaction or lock is held across the network), call the bank, record the outcome.
 
 Why nothing is ever paid twice:
 - the payout row's primary key is the withdrawal id, so concurrent duplicates share one row;
@@ -18,7 +18,7 @@ import logging
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+import asyncpg
 
 from app.models.settlement import PayoutStatus
 from app.settlement import repository
@@ -30,7 +30,7 @@ logger = logging.getLogger("app.settlement")
 
 
 async def withdraw(
-    autocommit_engine: AsyncEngine,
+    db: asyncpg.Pool,
     *,
     bank: Bank,
     withdrawal_id: UUID,
@@ -41,7 +41,7 @@ async def withdraw(
 ) -> Payout:
     """Pay the withdrawal out once and return its definite outcome (the first one on repeats)."""
     payout = await _claim(
-        autocommit_engine,
+        db,
         withdrawal_id=withdrawal_id,
         merchant_id=merchant_id,
         account_id=account_id,
@@ -70,22 +70,21 @@ async def withdraw(
             extra={"withdrawal_id": str(withdrawal_id), "payout_status": PayoutStatus.PENDING},
         ) from exc
 
-    payout = await _record(autocommit_engine, withdrawal_id=withdrawal_id, result=result)
+    payout = await _record(db, withdrawal_id=withdrawal_id, result=result)
     logger.info("payout %s %s", withdrawal_id, payout.status)
     return payout
 
 
-async def get_payout(autocommit_engine: AsyncEngine, *, withdrawal_id: UUID) -> Payout:
+async def get_payout(db: asyncpg.Pool, *, withdrawal_id: UUID) -> Payout:
     """The payout's current state (PENDING, PAID or REFUSED); PayoutNotFound if never received."""
-    async with autocommit_engine.connect() as conn:
-        payout = await repository.get(conn, withdrawal_id=withdrawal_id)
+    payout = await repository.get(db, withdrawal_id=withdrawal_id)
     if payout is None:
         raise PayoutNotFound(f"no payout for withdrawal {withdrawal_id}")
     return payout
 
 
 async def _claim(
-    autocommit_engine: AsyncEngine,
+    db: asyncpg.Pool,
     *,
     withdrawal_id: UUID,
     merchant_id: int,
@@ -94,39 +93,35 @@ async def _claim(
     bank_account: str,
 ) -> Payout:
     # Step 1: the PENDING claim, committed as the INSERT returns; or the earlier claim.
-    async with autocommit_engine.connect() as conn:
-        claimed = await repository.insert_pending(
-            conn,
-            withdrawal_id=withdrawal_id,
-            merchant_id=merchant_id,
-            account_id=account_id,
-            amount=amount,
-            bank_account=bank_account,
-        )
-        return claimed or await _existing(conn, withdrawal_id)
+    claimed = await repository.insert_pending(
+        db,
+        withdrawal_id=withdrawal_id,
+        merchant_id=merchant_id,
+        account_id=account_id,
+        amount=amount,
+        bank_account=bank_account,
+    )
+    return claimed or await _existing(db, withdrawal_id)
 
 
-async def _record(
-    autocommit_engine: AsyncEngine, *, withdrawal_id: UUID, result: BankResult
-) -> Payout:
+async def _record(db: asyncpg.Pool, *, withdrawal_id: UUID, result: BankResult) -> Payout:
     # Step 3: the outcome, committed as the UPDATE returns; nothing if a duplicate was first.
-    async with autocommit_engine.connect() as conn:
-        recorded = await repository.record_outcome(
-            conn,
-            withdrawal_id=withdrawal_id,
-            status=result.status,
-            bank_reference=result.bank_reference,
-            failure_code=result.failure_code,
-        )
-        return recorded or await _existing(conn, withdrawal_id)
+    recorded = await repository.record_outcome(
+        db,
+        withdrawal_id=withdrawal_id,
+        status=result.status,
+        bank_reference=result.bank_reference,
+        failure_code=result.failure_code,
+    )
+    return recorded or await _existing(db, withdrawal_id)
 
 
-async def _existing(conn: AsyncConnection, withdrawal_id: UUID) -> Payout:
+async def _existing(db: asyncpg.Pool, withdrawal_id: UUID) -> Payout:
     # Our INSERT or UPDATE changed nothing: another request claimed the payout (or recorded
     # its outcome) first, and committed before ours returned (a conflicting write waits for
     # the winner's commit). Reading it takes a separate statement: under READ COMMITTED that
     # gets a new snapshot, which includes the winner's commit; the conflicting one's may not.
-    payout = await repository.get(conn, withdrawal_id=withdrawal_id)
+    payout = await repository.get(db, withdrawal_id=withdrawal_id)
     if payout is None:  # pragma: no cover - payouts are never deleted
         raise RuntimeError(f"payout {withdrawal_id} was not changed but cannot be read")
     return payout

@@ -5,11 +5,11 @@ import random
 from dataclasses import dataclass
 from uuid import UUID
 
+import asyncpg
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.withdrawals import repository, settlement_client
+from app.withdrawals import settlement_client, statements
 from app.withdrawals.service import apply_settlement_answer
 from app.withdrawals.settlement_client import Outcome
 
@@ -32,7 +32,7 @@ def backoff_s(settings: Settings, attempt: int) -> float:
 
 
 async def attempt_payout(
-    db: AsyncEngine,
+    db: asyncpg.Pool,
     *,
     http: httpx.AsyncClient,
     settings: Settings,
@@ -41,18 +41,16 @@ async def attempt_payout(
 ) -> Attempt:
     """Pay a withdrawal that is still open; safe to run any number of times.
 
-    `db` is an autocommit engine (app.db.autocommit). The withdrawal is re-read and marked
+    `db` is the statement pool (app.db.create_statement_pool). The withdrawal is re-read and marked
     PROCESSING in one statement (no row lock is held across the settlement call);
     settlement's idempotency on the withdrawal id is the last guard against a second payment.
     """
-    async with db.connect() as conn:
-        withdrawal = await repository.start_processing(conn, withdrawal_id=withdrawal_id)
+    withdrawal = await statements.start_processing(db, withdrawal_id=withdrawal_id)
     if withdrawal is None:
         return Attempt("ALREADY_FINAL")
     answer = await settlement_client.pay(http, settings, withdrawal)
     if answer.outcome in (Outcome.PAID, Outcome.REFUSED):
-        async with db.connect() as conn:
-            await apply_settlement_answer(conn, withdrawal=withdrawal, answer=answer)
+        await apply_settlement_answer(db, withdrawal=withdrawal, answer=answer)
         return Attempt(answer.outcome)
     if final_attempt:
         logger.warning("payout of %s still unknown; left for reconciliation", withdrawal_id)

@@ -9,12 +9,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import asyncpg
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.withdrawals import repository
-from app.withdrawals.repository import OPEN_STATUSES
+from app.withdrawals import statements
 
 logger = logging.getLogger("app.withdrawals.queue")
 
@@ -31,14 +30,9 @@ async def enqueue_payout(arq: ArqRedis, withdrawal_id: UUID) -> bool:
     return job is not None
 
 
-async def sweep(session: AsyncSession, arq: ArqRedis, *, older_than: timedelta) -> int:
+async def sweep(db: asyncpg.Pool, arq: ArqRedis, *, older_than: timedelta) -> int:
     """Re-enqueue open withdrawals whose job was lost or that wait for reconciliation."""
-    stale = await repository.open_older_than(
-        session,
-        cutoff=datetime.now(UTC) - older_than,
-        statuses=tuple(OPEN_STATUSES),
-        limit=1000,
-    )
+    stale = await statements.open_older_than(db, cutoff=datetime.now(UTC) - older_than, limit=1000)
     enqueued = 0
     for withdrawal in stale:
         enqueued += await enqueue_payout(arq, withdrawal.id)

@@ -4,12 +4,11 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.withdrawals import repository, settlement_client
-from app.withdrawals.repository import OPEN_STATUSES
+from app.withdrawals import settlement_client, statements
 from app.withdrawals.service import apply_settlement_answer
 from app.withdrawals.settlement_client import Outcome
 
@@ -26,7 +25,7 @@ class ReconcileReport:
 
 
 async def reconcile(
-    db: AsyncEngine,
+    db: asyncpg.Pool,
     *,
     http: httpx.AsyncClient,
     settings: Settings,
@@ -36,28 +35,21 @@ async def reconcile(
     """Ask settlement about each open (QUEUED or PROCESSING) withdrawal older than
     `older_than` and finish it; works without Redis or a worker.
 
-    `db` is an autocommit engine (app.db.autocommit): every step is one statement.
+    `db` is the statement pool (app.db.create_statement_pool): every step is one statement.
     Never received -> sent now; pending at settlement -> sent again (settlement pays at most
     once per withdrawal id); still unknown -> left for the next run.
     """
     report = ReconcileReport()
-    async with db.connect() as conn:
-        stuck = await repository.open_older_than(
-            conn,
-            cutoff=datetime.now(UTC) - older_than,
-            statuses=tuple(OPEN_STATUSES),
-            limit=limit,
-        )
+    stuck = await statements.open_older_than(db, cutoff=datetime.now(UTC) - older_than, limit=limit)
     for withdrawal in stuck:
         report.examined += 1
         answer = await settlement_client.lookup(http, settings, withdrawal.id)
         if answer.outcome in (Outcome.NOT_RECEIVED, Outcome.UNKNOWN):
             answer = await settlement_client.pay(http, settings, withdrawal)
-        async with db.connect() as conn:
-            if answer.outcome in (Outcome.PAID, Outcome.REFUSED):
-                await apply_settlement_answer(conn, withdrawal=withdrawal, answer=answer)
-            else:
-                await repository.touch(conn, withdrawal_id=withdrawal.id)
+        if answer.outcome in (Outcome.PAID, Outcome.REFUSED):
+            await apply_settlement_answer(db, withdrawal=withdrawal, answer=answer)
+        else:
+            await statements.touch(db, withdrawal_id=withdrawal.id)
         report.count(answer.outcome)
         logger.info("reconciled %s: %s", withdrawal.id, answer.outcome)
     return report

@@ -63,7 +63,7 @@ async def create_withdrawal(
     key = require_key(idempotency_key)
     request.state.idempotency_key = key
     answer = await service.create_withdrawal(
-        request.app.state.autocommit,
+        request.app.state.db_pool,
         http=request.app.state.http,
         arq=request.app.state.arq,
         settings=request.app.state.settings,

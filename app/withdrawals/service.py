@@ -11,14 +11,12 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import httpx
 from arq.connections import ArqRedis
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.db import Executor
-from app.errors import AppError, is_transient_database_error
+from app.errors import DATABASE_ERRORS, AppError, is_transient_database_error
 from app.idempotency import repository as idempotency_keys
 from app.idempotency.repository import StoredKey
 from app.idempotency.service import IdempotencyKeyReused, Replay, fingerprint, replay_or_raise
@@ -26,7 +24,7 @@ from app.merchants.errors import MerchantNotApproved
 from app.models import WithdrawalStatus
 from app.money import format_amount
 from app.observability.events import money_event
-from app.withdrawals import repository, settlement_client
+from app.withdrawals import settlement_client, statements
 from app.withdrawals.errors import (
     InsufficientMerchantCredit,
     InsufficientPool,
@@ -83,7 +81,7 @@ def answer_for(withdrawal: WithdrawalRow) -> Answer:
 
 
 async def reserve(
-    conn: Executor,
+    db: asyncpg.Pool,
     *,
     merchant_id: int,
     key: str,
@@ -105,8 +103,8 @@ async def reserve(
     )
     pool_refusal = InsufficientPool("the credit pool cannot cover this withdrawal right now")
     # Key, merchant line, writes, pool row last (alembic/versions/0003).
-    result = await repository.reserve(
-        conn,
+    result = await statements.reserve(
+        db,
         merchant_id=merchant_id,
         key=key,
         request_hash=request_hash,
@@ -147,7 +145,7 @@ async def reserve(
 
 
 async def apply_settlement_answer(
-    conn: Executor, *, withdrawal: WithdrawalRow, answer: SettlementAnswer
+    db: asyncpg.Pool, *, withdrawal: WithdrawalRow, answer: SettlementAnswer
 ) -> Answer:
     """Transaction 2, one statement: record a definite outcome once, with its ledger entries.
 
@@ -163,8 +161,8 @@ async def apply_settlement_answer(
             bank_reference=answer.bank_reference,
         )
         intended = answer_for(paid)
-        done = await repository.finish(
-            conn,
+        done = await statements.finish(
+            db,
             withdrawal_id=withdrawal.id,
             status=WithdrawalStatus.SUCCESS,
             final_tx_id=final_tx_id,
@@ -180,8 +178,8 @@ async def apply_settlement_answer(
             failure_code=answer.failure_code or "REFUSED",
         )
         intended = answer_for(refused)
-        done = await repository.finish(
-            conn,
+        done = await statements.finish(
+            db,
             withdrawal_id=withdrawal.id,
             status=WithdrawalStatus.FAILED,
             final_tx_id=final_tx_id,
@@ -193,14 +191,13 @@ async def apply_settlement_answer(
         # Outcome unknown: the money stays reserved and replays of the key now learn the
         # withdrawal id (until then they were told the first request is still running).
         pending = answer_for(withdrawal)
-        await idempotency_keys.store_response(
-            conn,
+        await idempotency_keys.store_pending_answer(
+            db,
             merchant_id=withdrawal.merchant_id,
             key=withdrawal.idempotency_key,
             status=pending.status,
             body=pending.body,
             withdrawal_id=withdrawal.id,
-            only_if_open=True,
         )
         return pending
     if not done.finished:
@@ -211,7 +208,7 @@ async def apply_settlement_answer(
 
 
 async def create_withdrawal(
-    db: AsyncEngine,
+    db: asyncpg.Pool,
     *,
     http: httpx.AsyncClient,
     arq: ArqRedis | None,
@@ -223,21 +220,21 @@ async def create_withdrawal(
 ) -> Answer:
     """Reserve, then pay now (sync) or queue the payout (async); or replay the key's answer.
 
-    `db` is an autocommit engine (app.db.autocommit): each step below is one statement and
-    its own transaction, and no transaction or lock is held during the settlement call. Sync
+    `db` is the statement pool (app.db.create_statement_pool): each step below is one
+    statement and its own transaction, and no transaction or lock is held during the
+    settlement call. Sync
     and async differ only in who makes that call: this request, or a worker.
     """
     queued = settings.ASYNC_SETTLEMENT
     request_hash = fingerprint({"amount": format_amount(amount)})
-    async with db.connect() as conn:
-        reserved = await reserve(
-            conn,
-            merchant_id=merchant_id,
-            key=key,
-            request_hash=request_hash,
-            amount=amount,
-            initial_status=WithdrawalStatus.QUEUED if queued else WithdrawalStatus.PROCESSING,
-        )
+    reserved = await reserve(
+        db,
+        merchant_id=merchant_id,
+        key=key,
+        request_hash=request_hash,
+        amount=amount,
+        initial_status=WithdrawalStatus.QUEUED if queued else WithdrawalStatus.PROCESSING,
+    )
     if isinstance(reserved, Replay):
         return Answer(reserved.status, reserved.body, replayed=True)
     if isinstance(reserved, AppError):
@@ -249,9 +246,8 @@ async def create_withdrawal(
         return answer_for(reserved)
     answer = await settlement_client.pay(http, settings, reserved, request_id=request_id)
     try:
-        async with db.connect() as conn:
-            return await apply_settlement_answer(conn, withdrawal=reserved, answer=answer)
-    except SQLAlchemyError as exc:
+        return await apply_settlement_answer(db, withdrawal=reserved, answer=answer)
+    except (*DATABASE_ERRORS, OSError) as exc:
         if not is_transient_database_error(exc):
             raise
         # Reserved, maybe paid, not yet recorded: the reconciler records it (settlement knows

@@ -7,9 +7,10 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import asyncpg
 import httpx
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.embedded.process import free_port
@@ -37,7 +38,7 @@ async def test_api_killed_mid_payout_is_completed_by_reconcile_exactly_once(
     api: httpx.AsyncClient,
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    autocommit_engine: AsyncEngine,
+    db_pool: asyncpg.Pool,
 ) -> None:
     async with black_hole() as hole:
         port = free_port()
@@ -86,9 +87,7 @@ async def test_api_killed_mid_payout_is_completed_by_reconcile_exactly_once(
 
     async with httpx.AsyncClient(timeout=5) as http:
         for expected in ({"PAID": 1}, {}):
-            report = await reconcile(
-                autocommit_engine, http=http, settings=settings, older_than=timedelta(0)
-            )
+            report = await reconcile(db_pool, http=http, settings=settings, older_than=timedelta(0))
             assert report.outcomes == expected
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
     async with sessionmaker() as session:

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db import autocommit
+from app.db import create_statement_pool
 from app.main import create_app
 from app.models import IdempotencyKey, Withdrawal
 from app.settlement.main import create_app as create_settlement_app
@@ -73,9 +73,11 @@ async def test_finish_blocked_after_payment_answers_202_and_reconcile_records_it
             assert answered.json()["status"] == "PROCESSING"
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
     async with httpx.AsyncClient(timeout=5) as http:
-        report = await reconcile(
-            autocommit(engine), http=http, settings=settings, older_than=timedelta(0)
-        )
+        db = await create_statement_pool(settings, size=2)
+        try:
+            report = await reconcile(db, http=http, settings=settings, older_than=timedelta(0))
+        finally:
+            await db.close()
     assert report.outcomes == {"PAID": 1}
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
     await assert_books_balance(sessionmaker)

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db import create_statement_pool
 from tests.conftest import _client_for
 from tests.support.settlement import WITHDRAW, new_order
 
@@ -202,27 +203,30 @@ async def test_transient_bank_failure_is_503_then_the_retry_pays_once(
 
 
 async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
-    settings: Settings, clean_db: None, auth: dict[str, str], sessionmaker: Any, engine: Any
+    settings: Settings, clean_db: None, auth: dict[str, str], sessionmaker: Any
 ) -> None:
     from app.settlement import repository
     from app.settlement.bank import SimulatedBank
 
     order = new_order()
     withdrawal_id = uuid.UUID(order["withdrawal_id"])
-    # The state a crash between the bank call and transaction 2 leaves behind.
-    async with engine.begin() as conn:
+    # The state a crash between the bank call and recording its outcome leaves behind.
+    pool = await create_statement_pool(settings, size=2)
+    try:
         pending = await repository.insert_pending(
-            conn,
+            pool,
             withdrawal_id=withdrawal_id,
             merchant_id=order["merchant_id"],
             account_id=uuid.UUID(order["account_id"]),
             amount=Decimal(order["amount"]),
             bank_account=order["account"],
         )
-    assert pending is not None
-    paid = await SimulatedBank(engine).pay(
-        reference=withdrawal_id, amount=pending.amount, account=pending.bank_account
-    )
+        assert pending is not None
+        paid = await SimulatedBank(pool).pay(
+            reference=withdrawal_id, amount=pending.amount, account=pending.bank_account
+        )
+    finally:
+        await pool.close()
 
     async for client in settlement_with(settings):
         response = await client.post(WITHDRAW, json=order, headers=auth)

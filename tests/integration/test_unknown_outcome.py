@@ -6,8 +6,9 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import asyncpg
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.embedded.process import free_port
@@ -20,7 +21,7 @@ from tests.support.money import assert_books_balance, bank_transfers, top_up, wi
 from tests.support.servers import black_hole, serve
 
 
-async def _reconcile(db: AsyncEngine, settings: Settings) -> dict[str, int]:
+async def _reconcile(db: asyncpg.Pool, settings: Settings) -> dict[str, int]:
     async with httpx.AsyncClient(timeout=5) as http:
         report = await reconcile(db, http=http, settings=settings, older_than=timedelta(0))
     return report.outcomes
@@ -66,16 +67,16 @@ async def test_settlement_down_gives_202_then_reconcile_settles_once(
     api: httpx.AsyncClient,
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    autocommit_engine: AsyncEngine,
+    db_pool: asyncpg.Pool,
 ) -> None:
     down = settings.model_copy(
         update={"SETTLEMENT_URL": f"http://127.0.0.1:{free_port()}/api/settlement/withdraw"}
     )
     _, merchant, withdrawal_id = await _accepted_but_unsettled(down, sessionmaker, key="down")
     assert await bank_transfers(sessionmaker) == {}
-    assert await _reconcile(autocommit_engine, down) == {"UNKNOWN": 1}  # still down: left as is
-    assert await _reconcile(autocommit_engine, settings) == {"PAID": 1}
-    assert await _reconcile(autocommit_engine, settings) == {}  # nothing left to do
+    assert await _reconcile(db_pool, down) == {"UNKNOWN": 1}  # still down: left as is
+    assert await _reconcile(db_pool, settings) == {"PAID": 1}
+    assert await _reconcile(db_pool, settings) == {}  # nothing left to do
     await _settled_once(api, merchant, withdrawal_id, "down", sessionmaker)
 
 
@@ -83,7 +84,7 @@ async def test_settlement_hanging_gives_202_then_reconcile_settles_once(
     api: httpx.AsyncClient,
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    autocommit_engine: AsyncEngine,
+    db_pool: asyncpg.Pool,
 ) -> None:
     async with black_hole() as hole:
         hanging = settings.model_copy(
@@ -93,7 +94,7 @@ async def test_settlement_hanging_gives_202_then_reconcile_settles_once(
             hanging, sessionmaker, key="hang"
         )
         assert hole.connections >= 1
-    assert await _reconcile(autocommit_engine, settings) == {"PAID": 1}
+    assert await _reconcile(db_pool, settings) == {"PAID": 1}
     await _settled_once(api, merchant, withdrawal_id, "hang", sessionmaker)
 
 
@@ -101,7 +102,7 @@ async def test_answer_lost_after_payment_is_found_by_reconcile_not_paid_again(
     api: httpx.AsyncClient,
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    autocommit_engine: AsyncEngine,
+    db_pool: asyncpg.Pool,
 ) -> None:
     # The bank takes longer than the core waits: settlement pays, the answer never arrives.
     slow_bank = settings.model_copy(update={"BANK_LATENCY_MS": 600})
@@ -120,7 +121,7 @@ async def test_answer_lost_after_payment_is_found_by_reconcile_not_paid_again(
                 break
             await asyncio.sleep(0.05)
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
-    assert await _reconcile(autocommit_engine, settings) == {"PAID": 1}
+    assert await _reconcile(db_pool, settings) == {"PAID": 1}
     await _settled_once(api, merchant, withdrawal_id, "lost", sessionmaker)
 
 
@@ -128,7 +129,7 @@ async def test_reconcile_command_finishes_stuck_withdrawals(
     api: httpx.AsyncClient,
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    autocommit_engine: AsyncEngine,
+    db_pool: asyncpg.Pool,
 ) -> None:
     down = settings.model_copy(
         update={"SETTLEMENT_URL": f"http://127.0.0.1:{free_port()}/api/settlement/withdraw"}
@@ -157,7 +158,7 @@ async def test_reconcile_command_finishes_stuck_withdrawals(
 async def test_reconcile_leaves_young_withdrawals_alone(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    autocommit_engine: AsyncEngine,
+    db_pool: asyncpg.Pool,
     clean_db: None,
 ) -> None:
     down = settings.model_copy(
@@ -166,7 +167,7 @@ async def test_reconcile_leaves_young_withdrawals_alone(
     await _accepted_but_unsettled(down, sessionmaker, key="young")
     async with httpx.AsyncClient(timeout=5) as http:
         report = await reconcile(
-            autocommit_engine, http=http, settings=settings, older_than=timedelta(hours=1)
+            db_pool, http=http, settings=settings, older_than=timedelta(hours=1)
         )
     assert report.examined == 0
     assert await bank_transfers(sessionmaker) == {}

@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from typing import cast
 
 from fastapi import FastAPI, Request
+from fastapi.telemetry import TelemetryConfig
 from starlette.responses import Response
 
 from app.config import Settings
@@ -18,6 +19,10 @@ from app.observability.router import router as metrics_router
 from app.requestlog.buffer import RequestLogBuffer, request_log_writer
 
 ServerErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+# FastAPI's built-in OpenTelemetry looks for a configured provider on every request (and finds
+# none); this product's metrics are Prometheus (/metrics) and its logs JSON lines on stdout.
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def install_common(

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
-from app.common import install_common, observability
+from app.common import NO_OPENTELEMETRY, install_common, observability
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker, create_statement_pool
 from app.health.router import database_check, redis_check
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description="Merchant payouts from credit lines backed by one shared pool.",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
     )
     install_common(app, settings, service="api", metric_probes=[money_gauges])
     for router in (

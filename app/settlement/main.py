@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.common import install_common, observability
+from app.common import NO_OPENTELEMETRY, install_common, observability
 from app.config import Settings, get_settings
 from app.db import create_engine, create_statement_pool
 from app.health.router import database_check
@@ -45,7 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.db_pool.close()
             await app.state.engine.dispose()
 
-    app = FastAPI(title="Creditpool settlement", version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Creditpool settlement",
+        version="1.0.0",
+        lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
+    )
     install_common(app, settings, service="settlement")
     app.include_router(settlement_router)
     return app

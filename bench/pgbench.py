@@ -1,8 +1,8 @@
 """PostgreSQL's ceiling for transaction 1 (the reservation), measured with pgbench.
 
-The script sends what app/withdrawals/service.py reserve() sends in sync mode: BEGIN, one
-call of creditpool_reserve() (alembic/versions/0002), COMMIT, on seeded merchants picked at
-random. Prepared statements (-M prepared), as asyncpg uses. What it leaves out is everything
+The script sends what app/withdrawals/service.py reserve() sends in sync mode: one call of
+creditpool_reserve() (alembic/versions/0003) as a statement of its own (autocommit), on
+seeded merchants picked at random. Prepared statements (-M prepared), as asyncpg uses. What it leaves out is everything
 Python does: the HTTP request, auth, the settlement hop and transaction 2. So api completed/s
 divided by this tps says how much of the database's capacity the whole product turns into
 withdrawals.
@@ -23,11 +23,10 @@ AMOUNT = "1.00"
 
 RESERVE_SCRIPT = """\
 \\set mid random(:lo, :hi)
-BEGIN;
 SELECT * FROM creditpool_reserve(:mid, md5(random()::text), 'pgbench', :amount, 'PROCESSING',
-                                 gen_random_uuid(), gen_random_uuid(), NULL, 409,
+                                 gen_random_uuid(), gen_random_uuid(), NULL,
+                                 '{"code": "INSUFFICIENT_MERCHANT_CREDIT"}',
                                  '{"code": "INSUFFICIENT_POOL"}');
-COMMIT;
 """
 
 

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     PAYOUT_RETRY_BASE_S: float = Field(default=0.5, gt=0)
     PAYOUT_RETRY_MAX_S: float = Field(default=30.0, gt=0)
     WORKER_MAX_JOBS: int = Field(default=50, ge=1)
+    # The worker's CPU niceness (0 = as the apps). On a host shared with the api, e.g. 10 lets
+    # intake win the CPU while queued payouts (durable either way) drain behind it.
+    WORKER_NICENESS: int = Field(default=0, ge=0, le=19)
     # A job killed with its worker is retried once this has passed (arq adds 10 s).
     WORKER_JOB_TIMEOUT_S: int = Field(default=30, ge=1)
     # How often the worker sweeps for withdrawals whose job was lost (a divisor of 60).

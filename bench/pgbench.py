@@ -2,10 +2,10 @@
 
 The script sends what app/withdrawals/service.py reserve() sends in sync mode: one call of
 creditpool_reserve() (alembic/versions/0003) as a statement of its own (autocommit), on
-seeded merchants picked at random. Prepared statements (-M prepared), as asyncpg uses. What it leaves out is everything
-Python does: the HTTP request, auth, the settlement hop and transaction 2. So api completed/s
-divided by this tps says how much of the database's capacity the whole product turns into
-withdrawals.
+seeded merchants picked at random. Prepared statements (-M prepared), as asyncpg uses. What
+it leaves out is everything Python does: the HTTP request, auth, the settlement hop and
+transaction 2. So api completed/s divided by this tps says how much of the database's
+capacity the whole product turns into withdrawals.
 """
 
 import re

@@ -5,6 +5,7 @@ worker has written its health key recently (every `health_check_interval` second
 """
 
 import asyncio
+import os
 from typing import Any
 
 import uvloop
@@ -24,6 +25,8 @@ asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 async def startup(ctx: dict[str, Any]) -> None:
+    if settings.WORKER_NICENESS:
+        os.nice(settings.WORKER_NICENESS)  # below the api's priority (see Settings)
     configure_logging(settings.LOG_LEVEL)  # money events from payouts as JSON lines
     ctx["settings"] = settings
     pool_size = min(settings.WORKER_MAX_JOBS, 20)

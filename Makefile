@@ -22,7 +22,7 @@ run: $(STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## Locust against the whole stack, sync and async, 500 and 50 users (about 8 minutes);
+## Locust against the whole stack, sync and async, 500 and 50 users (about 9 minutes);
 ## prints the table and writes bench/results/<timestamp>.json; fails unless the audit is clean.
 bench: $(STAMP)
 	$(PY) -m bench.run

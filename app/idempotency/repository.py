@@ -1,4 +1,4 @@
-"""Idempotency keys as Core statements (the claim itself is in creditpool_reserve(), 0002)."""
+"""Idempotency keys (the claim itself is in creditpool_reserve(), alembic/versions/0003)."""
 
 from dataclasses import dataclass
 from datetime import datetime

@@ -17,7 +17,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis.exceptions import RedisError
 
-from app.auth.deps import ApprovedMerchant
+from app.auth.deps import (
+    ApprovedMerchant,
+    MerchantCaller,
+    approved_merchant,
+    current_caller,
+    current_merchant,
+    oauth2_scheme,
+)
 from app.errors import AppError
 from app.observability.metrics import RATE_LIMIT_REJECTIONS, RATE_LIMIT_UNAVAILABLE
 from app.ratelimit.limiter import Decision, SlidingWindowLimiter
@@ -88,4 +95,17 @@ async def limit_withdrawals(request: Request, caller: ApprovedMerchant) -> None:
         )
 
 
-WithdrawalRateLimit = Annotated[None, Depends(limit_withdrawals)]
+async def withdrawing_merchant(
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> MerchantCaller:
+    """The approved merchant calling, within its withdrawal rate limit.
+
+    The same steps as ApprovedMerchant then limit_withdrawals, composed here as plain calls:
+    one dependency for FastAPI to resolve on the hottest route instead of a chain of five.
+    """
+    caller = await approved_merchant(await current_merchant(await current_caller(request, token)))
+    await limit_withdrawals(request, caller)
+    return caller
+
+
+WithdrawingMerchant = Annotated[MerchantCaller, Depends(withdrawing_merchant)]

@@ -3,16 +3,16 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from app.auth.deps import ApprovedMerchant, CurrentMerchant
+from app.auth.deps import CurrentMerchant
 from app.db import SessionDep
 from app.errors import PROBLEM_JSON
 from app.idempotency.service import require_key
 from app.models import WithdrawalStatus
 from app.pagination import Cursor, Limit
-from app.ratelimit.deps import limit_withdrawals
+from app.ratelimit.deps import WithdrawingMerchant
 from app.withdrawals import listing, service
 from app.withdrawals.schemas import WithdrawalIn, WithdrawalOut, WithdrawalPage
 
@@ -50,10 +50,10 @@ def _out(row: Any) -> WithdrawalOut:
 
 
 # The rate limit runs before the handler: a refused request claims no key and moves nothing.
-@router.post("", responses=_CREATE_RESPONSES, dependencies=[Depends(limit_withdrawals)])
+@router.post("", responses=_CREATE_RESPONSES)
 async def create_withdrawal(
     body: WithdrawalIn,
-    caller: ApprovedMerchant,
+    caller: WithdrawingMerchant,
     request: Request,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description="unique per withdrawal, <= 255")

@@ -154,38 +154,18 @@ async def apply_settlement_answer(
     """
     final_tx_id = uuid.uuid4()
     if answer.outcome == Outcome.PAID:
-        paid = replace(
+        final = replace(
             withdrawal,
             status=WithdrawalStatus.SUCCESS,
             final_tx_id=final_tx_id,
             bank_reference=answer.bank_reference,
         )
-        intended = answer_for(paid)
-        done = await statements.finish(
-            db,
-            withdrawal_id=withdrawal.id,
-            status=WithdrawalStatus.SUCCESS,
-            final_tx_id=final_tx_id,
-            bank_reference=answer.bank_reference,
-            response_status=intended.status,
-            response_body=intended.body,
-        )
     elif answer.outcome == Outcome.REFUSED:
-        refused = replace(
+        final = replace(
             withdrawal,
             status=WithdrawalStatus.FAILED,
             final_tx_id=final_tx_id,
             failure_code=answer.failure_code or "REFUSED",
-        )
-        intended = answer_for(refused)
-        done = await statements.finish(
-            db,
-            withdrawal_id=withdrawal.id,
-            status=WithdrawalStatus.FAILED,
-            final_tx_id=final_tx_id,
-            failure_code=refused.failure_code,
-            response_status=intended.status,
-            response_body=intended.body,
         )
     else:
         # Outcome unknown: the money stays reserved and replays of the key now learn the
@@ -200,6 +180,17 @@ async def apply_settlement_answer(
             withdrawal_id=withdrawal.id,
         )
         return pending
+    intended = answer_for(final)  # stored on the key in the same statement
+    done = await statements.finish(
+        db,
+        withdrawal_id=withdrawal.id,
+        status=WithdrawalStatus(final.status),
+        final_tx_id=final_tx_id,
+        bank_reference=final.bank_reference,
+        failure_code=final.failure_code,
+        response_status=intended.status,
+        response_body=intended.body,
+    )
     if not done.finished:
         # Someone else finished it first; tell the merchant what actually happened.
         return answer_for(done.withdrawal)
@@ -222,8 +213,8 @@ async def create_withdrawal(
 
     `db` is the statement pool (app.db.create_statement_pool): each step below is one
     statement and its own transaction, and no transaction or lock is held during the
-    settlement call. Sync
-    and async differ only in who makes that call: this request, or a worker.
+    settlement call. Sync and async differ only in who makes that call: this request, or a
+    worker.
     """
     queued = settings.ASYNC_SETTLEMENT
     request_hash = fingerprint({"amount": format_amount(amount)})

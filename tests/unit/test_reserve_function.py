@@ -1,7 +1,10 @@
 """The order of the money functions' statements: the lock order every money path keeps."""
 
 import importlib.util
+import re
 from pathlib import Path
+
+from app.ledger.service import WITHDRAWAL_MOVES
 
 MIGRATION = (
     Path(__file__).resolve().parents[2]
@@ -56,3 +59,13 @@ def test_finish_takes_withdrawal_then_key_then_line_then_pool_row_last() -> None
     )
     # Exactly once: only an open withdrawal moves to its final status.
     assert "status IN ('QUEUED', 'PROCESSING')" in sql
+
+
+def test_the_functions_move_money_the_way_the_ledger_table_says() -> None:
+    module = _migration()
+    sql = str(module.RESERVE_FUNCTION) + str(module.FINISH_FUNCTION)  # type: ignore[attr-defined]
+    for kind, (debit, credit) in WITHDRAWAL_MOVES.items():
+        # The debit leg is negative, the credit leg positive, and no other account is used.
+        assert re.search(rf"'{kind}', '{debit}', -", sql), kind
+        assert re.search(rf"'{kind}', '{credit}', [^-]", sql), kind
+        assert len(re.findall(rf"'{kind}', '[A-Z_]+',", sql)) == 2, kind

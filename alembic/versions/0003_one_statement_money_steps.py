@@ -29,6 +29,32 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Both functions end their result with the withdrawal as it now is: these columns (w_*), in
+# app.withdrawals.repository.WithdrawalRow's order, copied from the row variable v_w.
+_WITHDRAWAL_COLUMNS = (
+    ("id", "uuid"),
+    ("merchant_id", "bigint"),
+    ("account_id", "uuid"),
+    ("amount", "numeric"),
+    ("bank_account", "varchar"),
+    ("status", "varchar"),
+    ("idempotency_key", "varchar"),
+    ("bank_reference", "varchar"),
+    ("failure_code", "varchar"),
+    ("reserve_tx_id", "uuid"),
+    ("final_tx_id", "uuid"),
+    ("attempts", "integer"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+_W_COLUMNS = ",\n    ".join(f"w_{name} {kind}" for name, kind in _WITHDRAWAL_COLUMNS)
+_W_FROM_V_W = "\n    ".join(f"w_{name} := v_w.{name};" for name, _ in _WITHDRAWAL_COLUMNS)
+
+
+def _with_withdrawal_columns(sql: str) -> str:
+    return sql.replace("__W_COLUMNS__", _W_COLUMNS).replace("__W_FROM_V_W__", _W_FROM_V_W)
+
+
 # Outcomes (app/withdrawals/service.py reserve() turns each into its answer):
 #   KEY_TAKEN            the key exists: stored_hash/status/body say replay, reuse or in use
 #                        (stored_hash NULL: the other claim vanished between INSERT and SELECT)
@@ -37,7 +63,8 @@ depends_on: str | Sequence[str] | None = None
 #   WITHDRAWAL_EXISTS    a withdrawal outlived its key's retention; the key claim is removed
 #   INSUFFICIENT_POOL    reservation undone, the key keeps p_pool_refusal_* as its outcome
 #   RESERVED             the w_* columns are the new withdrawal
-RESERVE_FUNCTION = """
+RESERVE_FUNCTION = _with_withdrawal_columns(
+    """
 CREATE FUNCTION creditpool_reserve(
     p_merchant_id bigint,
     p_key varchar,
@@ -55,20 +82,7 @@ CREATE FUNCTION creditpool_reserve(
     stored_hash varchar,
     stored_status integer,
     stored_body jsonb,
-    w_id uuid,
-    w_merchant_id bigint,
-    w_account_id uuid,
-    w_amount numeric,
-    w_bank_account varchar,
-    w_status varchar,
-    w_idempotency_key varchar,
-    w_bank_reference varchar,
-    w_failure_code varchar,
-    w_reserve_tx_id uuid,
-    w_final_tx_id uuid,
-    w_attempts integer,
-    w_created_at timestamptz,
-    w_updated_at timestamptz
+    __W_COLUMNS__
 ) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_line record;
@@ -168,28 +182,17 @@ BEGIN
     END;
 
     outcome := 'RESERVED';
-    w_id := v_w.id;
-    w_merchant_id := v_w.merchant_id;
-    w_account_id := v_w.account_id;
-    w_amount := v_w.amount;
-    w_bank_account := v_w.bank_account;
-    w_status := v_w.status;
-    w_idempotency_key := v_w.idempotency_key;
-    w_bank_reference := v_w.bank_reference;
-    w_failure_code := v_w.failure_code;
-    w_reserve_tx_id := v_w.reserve_tx_id;
-    w_final_tx_id := v_w.final_tx_id;
-    w_attempts := v_w.attempts;
-    w_created_at := v_w.created_at;
-    w_updated_at := v_w.updated_at;
+    __W_FROM_V_W__
     RETURN NEXT;
 END $$;
 """
+)
 
 # finished = true: this call moved the withdrawal to p_status and wrote everything that goes
 # with it; false: it was already final (a request, a worker or the reconciler got there first)
 # and nothing changed. Either way the w_* columns are the withdrawal as it now is.
-FINISH_FUNCTION = """
+FINISH_FUNCTION = _with_withdrawal_columns(
+    """
 CREATE FUNCTION creditpool_finish(
     p_withdrawal_id uuid,
     p_status varchar,
@@ -200,20 +203,7 @@ CREATE FUNCTION creditpool_finish(
     p_response_body jsonb
 ) RETURNS TABLE (
     finished boolean,
-    w_id uuid,
-    w_merchant_id bigint,
-    w_account_id uuid,
-    w_amount numeric,
-    w_bank_account varchar,
-    w_status varchar,
-    w_idempotency_key varchar,
-    w_bank_reference varchar,
-    w_failure_code varchar,
-    w_reserve_tx_id uuid,
-    w_final_tx_id uuid,
-    w_attempts integer,
-    w_created_at timestamptz,
-    w_updated_at timestamptz
+    __W_COLUMNS__
 ) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_w withdrawals%ROWTYPE;
@@ -252,23 +242,11 @@ BEGIN
              WHERE id = 1;
         END IF;
     END IF;
-    w_id := v_w.id;
-    w_merchant_id := v_w.merchant_id;
-    w_account_id := v_w.account_id;
-    w_amount := v_w.amount;
-    w_bank_account := v_w.bank_account;
-    w_status := v_w.status;
-    w_idempotency_key := v_w.idempotency_key;
-    w_bank_reference := v_w.bank_reference;
-    w_failure_code := v_w.failure_code;
-    w_reserve_tx_id := v_w.reserve_tx_id;
-    w_final_tx_id := v_w.final_tx_id;
-    w_attempts := v_w.attempts;
-    w_created_at := v_w.created_at;
-    w_updated_at := v_w.updated_at;
+    __W_FROM_V_W__
     RETURN NEXT;
 END $$;
 """
+)
 
 _RESERVE_0002_SIGNATURE = (
     "creditpool_reserve(bigint, varchar, varchar, numeric, varchar, uuid, uuid, jsonb, integer, "

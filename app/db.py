@@ -1,4 +1,5 @@
-"""Engine and session plumbing: one session per request; the transaction owner commits."""
+"""Database plumbing: SQLAlchemy sessions (one per request; the transaction owner commits) and
+asyncpg's statement pool for the hot one-statement paths."""
 
 import json
 from collections.abc import AsyncIterator

@@ -197,11 +197,9 @@ def is_transient_database_error(exc: BaseException) -> bool:
         if exc.connection_invalidated:
             return True
         exc = exc.orig or exc
-    if isinstance(exc, asyncpg.PostgresError):
-        state = exc.sqlstate
-        return isinstance(state, str) and state.startswith(_TRANSIENT_SQLSTATES)
     if isinstance(exc, asyncpg.InterfaceError):  # e.g. the connection was lost mid-statement
         return True
+    # asyncpg's errors, raw or wrapped by SQLAlchemy's adapter, carry the SQLSTATE.
     state = getattr(exc, "sqlstate", None)
     if isinstance(state, str):
         return state.startswith(_TRANSIENT_SQLSTATES)

@@ -52,7 +52,6 @@ class Reservation:
     """What creditpool_reserve() did (alembic/versions/0003 lists the outcomes)."""
 
     outcome: str
-    available_credit: Decimal | None
     stored_hash: str | None
     stored_status: int | None
     stored_body: dict[str, Any] | None
@@ -91,7 +90,6 @@ async def reserve(
     outcome = record["outcome"]
     return Reservation(
         outcome,
-        record["available_credit"],
         record["stored_hash"],
         record["stored_status"],
         record["stored_body"],

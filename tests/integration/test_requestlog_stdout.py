@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -42,13 +43,11 @@ async def test_a_refused_payout_logs_reserved_then_released(
     sessionmaker: async_sessionmaker[AsyncSession],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    admin = await admin_token(api, sessionmaker)
-    await top_up(api, admin, "100.00")
-    merchant_id, merchant = await approved_merchant(api, admin, bank_account="IRREJECT0003")
+    merchant_id, merchant = await _funded_merchant(api, sessionmaker, bank_account="IRREJECT0003")
     capsys.readouterr()
     refused = await withdraw(api, merchant, "7.00")
     assert refused.status_code == 422
-    events = [line for line in json_lines(capsys.readouterr().out) if line["logger"] == "app.money"]
+    events = _money_events(capsys)
     assert [line["event"] for line in events] == ["reserved", "released"]
     withdrawal_id = refused.json()["withdrawal_id"]
     for line in events:
@@ -68,13 +67,21 @@ async def test_a_refusal_that_moved_nothing_logs_no_money_event(
     sessionmaker: async_sessionmaker[AsyncSession],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    admin = await admin_token(api, sessionmaker)
-    await top_up(api, admin, "100.00")
-    _, merchant = await approved_merchant(api, admin, credit_limit="5.00")
+    _, merchant = await _funded_merchant(api, sessionmaker, credit_limit="5.00")
     capsys.readouterr()
     short = await withdraw(api, merchant, "7.00")
     assert short.status_code == 409
     assert short.json()["code"] == "INSUFFICIENT_MERCHANT_CREDIT"
-    assert [
-        line for line in json_lines(capsys.readouterr().out) if line["logger"] == "app.money"
-    ] == []
+    assert _money_events(capsys) == []
+
+
+async def _funded_merchant(
+    api: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], **register: Any
+) -> tuple[int, str]:
+    admin = await admin_token(api, sessionmaker)
+    await top_up(api, admin, "100.00")
+    return await approved_merchant(api, admin, **register)
+
+
+def _money_events(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [line for line in json_lines(capsys.readouterr().out) if line["logger"] == "app.money"]

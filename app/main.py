@@ -10,6 +10,7 @@ from app.auth.router import router as auth_router
 from app.common import NO_OPENTELEMETRY, install_common, observability
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker, create_statement_pool
+from app.gc_tuning import tune_gc
 from app.health.router import database_check, redis_check
 from app.ledger.router import router as pool_router
 from app.merchants.router import admin_router as merchants_admin_router
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.arq = create_arq(settings) if settings.ASYNC_SETTLEMENT else None
         try:
             async with observability(app):
+                tune_gc()
                 yield
         finally:
             await app.state.http.aclose()

@@ -14,6 +14,7 @@ from arq.connections import RedisSettings
 
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker, create_statement_pool
+from app.gc_tuning import tune_gc
 from app.observability.logging import configure_logging
 from app.withdrawals.settlement_client import create_http_client
 from workers.jobs import pay_withdrawal, purge_idempotency_keys, sweep_open_withdrawals
@@ -34,6 +35,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     ctx["db_pool"] = await create_statement_pool(settings, size=pool_size)
     ctx["http"] = create_http_client(settings)
+    tune_gc()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

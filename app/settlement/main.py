@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from app.common import NO_OPENTELEMETRY, install_common, observability
 from app.config import Settings, get_settings
 from app.db import create_engine, create_statement_pool
+from app.gc_tuning import tune_gc
 from app.health.router import database_check
 from app.settlement.bank import SimulatedBank
 from app.settlement.router import router as settlement_router
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         try:
             async with observability(app):
+                tune_gc()
                 yield
         finally:
             await app.state.db_pool.close()

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import cast
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.telemetry import TelemetryConfig
 from starlette.responses import Response
 
@@ -30,9 +30,15 @@ def install_common(
     settings: Settings,
     *,
     service: str = "api",
+    routers: Sequence[APIRouter] = (),
     metric_probes: Sequence[Probe] = (),
 ) -> None:
-    """`service` names the app in the request log and the metrics ("api", "settlement")."""
+    """`service` names the app in the request log and the metrics ("api", "settlement").
+
+    `routers` are the app's own, hottest first: FastAPI tries included routers in order and
+    every route of each one before the next, so the money route should not wait behind the
+    others (health and metrics go last).
+    """
     install_error_handlers(app)
     _stamp_request_id_on_server_errors(app)
     app.state.request_log = RequestLogBuffer(
@@ -46,8 +52,8 @@ def install_common(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
     app.add_middleware(ObservabilityMiddleware, service=service, request_log=app.state.request_log)
     app.add_middleware(RequestIdMiddleware)
-    app.include_router(health_router)
-    app.include_router(metrics_router)
+    for router in (*routers, health_router, metrics_router):
+        app.include_router(router)
 
 
 @asynccontextmanager

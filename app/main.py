@@ -58,17 +58,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         telemetry=NO_OPENTELEMETRY,
     )
-    install_common(app, settings, service="api", metric_probes=[money_gauges])
-    for router in (
-        auth_router,
-        merchants_router,
-        merchants_admin_router,
-        withdrawals_router,
-        pool_router,
-        audit_router,
-        requestlog_router,
-    ):
-        app.include_router(router)
+    install_common(
+        app,
+        settings,
+        service="api",
+        routers=[
+            withdrawals_router,  # first: POST /api/v1/withdrawals is the hot route
+            auth_router,
+            merchants_router,
+            merchants_admin_router,
+            pool_router,
+            audit_router,
+            requestlog_router,
+        ],
+        metric_probes=[money_gauges],
+    )
     return app
 
 

@@ -1,4 +1,4 @@
-"""Who may call settlement (only the core, by its internal token), its database and its bank.
+"""Who may call settlement (only the core, by its internal token), and its database.
 
 All async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request for
 what is only an attribute lookup.
@@ -11,7 +11,6 @@ import asyncpg
 from fastapi import Depends, Header, Request
 
 from app.config import Settings
-from app.settlement.bank import Bank
 from app.settlement.errors import InternalTokenInvalid, InternalTokenMissing
 
 
@@ -34,10 +33,4 @@ async def get_db_pool(request: Request) -> asyncpg.Pool:
     return pool
 
 
-async def get_bank(request: Request) -> Bank:
-    bank: Bank = request.app.state.bank
-    return bank
-
-
 DbPoolDep = Annotated[asyncpg.Pool, Depends(get_db_pool)]
-BankDep = Annotated[Bank, Depends(get_bank)]

@@ -53,8 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         telemetry=NO_OPENTELEMETRY,
     )
-    install_common(app, settings, service="settlement")
-    app.include_router(settlement_router)
+    install_common(app, settings, service="settlement", routers=[settlement_router])
     return app
 
 

@@ -3,10 +3,10 @@
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from app.settlement import service
-from app.settlement.deps import BankDep, DbPoolDep, require_internal_token
+from app.settlement.deps import DbPoolDep, require_internal_token
 from app.settlement.schemas import PayoutOut, WithdrawRequest
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
@@ -30,11 +30,14 @@ router = APIRouter(
         503: {"description": "BANK_UNAVAILABLE: outcome unknown, send again", **PROBLEM},
     },
 )
-async def withdraw(body: WithdrawRequest, db: DbPoolDep, bank: BankDep) -> PayoutOut:
+async def withdraw(body: WithdrawRequest, request: Request) -> PayoutOut:
     """Pay a withdrawal out exactly once; repeats answer the first outcome (PAID or REFUSED)."""
+    # The pool and the bank straight from app.state: every dependency costs FastAPI a resolve
+    # pass on each request, and this is the route every withdrawal takes.
+    state = request.app.state
     payout = await service.withdraw(
-        db,
-        bank=bank,
+        state.db_pool,
+        bank=state.bank,
         withdrawal_id=body.withdrawal_id,
         merchant_id=body.merchant_id,
         account_id=body.account_id,

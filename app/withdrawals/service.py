@@ -67,6 +67,12 @@ def _refused(withdrawal: WithdrawalRow) -> SettlementRefused:
     )
 
 
+_POOL_SHORT = "the credit pool cannot cover this withdrawal right now"
+# The refusals creditpool_reserve stores on the key, built once: they never vary by request.
+_CREDIT_REFUSAL_BODY = InsufficientMerchantCredit().problem()
+_POOL_REFUSAL_BODY = InsufficientPool(_POOL_SHORT).problem()
+
+
 def pending_body(withdrawal_id: uuid.UUID, status: str) -> dict[str, Any]:
     return {"withdrawal_id": str(withdrawal_id), "status": status}
 
@@ -101,7 +107,6 @@ async def reserve(
         if initial_status == WithdrawalStatus.QUEUED
         else None
     )
-    pool_refusal = InsufficientPool("the credit pool cannot cover this withdrawal right now")
     # Key, merchant line, writes, pool row last (alembic/versions/0003).
     result = await statements.reserve(
         db,
@@ -114,8 +119,8 @@ async def reserve(
         reserve_tx_id=uuid.uuid4(),
         pending_body=pending,
         # The function adds `detail` and `available_credit`, the headroom it saw under the lock.
-        credit_refusal_body=InsufficientMerchantCredit().problem(),
-        pool_refusal_body=pool_refusal.problem(),
+        credit_refusal_body=_CREDIT_REFUSAL_BODY,
+        pool_refusal_body=_POOL_REFUSAL_BODY,
     )
     if result.outcome == "KEY_TAKEN":
         stored = (
@@ -137,7 +142,7 @@ async def reserve(
         raise IdempotencyKeyReused("this key already belongs to an earlier withdrawal")
     if result.outcome == "INSUFFICIENT_POOL":
         # The reservation's writes were undone; the key already holds this final outcome.
-        return pool_refusal
+        return InsufficientPool(_POOL_SHORT)
     if result.outcome != "RESERVED" or result.withdrawal is None:
         raise RuntimeError(f"creditpool_reserve() answered {result.outcome!r}")
     money_event("reserved", result.withdrawal)

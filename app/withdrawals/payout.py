@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
-import httpx
 
 from app.config import Settings
 from app.withdrawals import settlement_client, statements
 from app.withdrawals.service import apply_settlement_answer
 from app.withdrawals.settlement_client import Outcome
+from app.withdrawals.settlement_http import HopClient
 
 logger = logging.getLogger("app.withdrawals.payout")
 
@@ -34,7 +34,7 @@ def backoff_s(settings: Settings, attempt: int) -> float:
 async def attempt_payout(
     db: asyncpg.Pool,
     *,
-    http: httpx.AsyncClient,
+    http: HopClient,
     settings: Settings,
     withdrawal_id: UUID,
     final_attempt: bool,

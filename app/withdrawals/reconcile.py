@@ -5,12 +5,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import httpx
 
 from app.config import Settings
 from app.withdrawals import settlement_client, statements
 from app.withdrawals.service import apply_settlement_answer
 from app.withdrawals.settlement_client import Outcome
+from app.withdrawals.settlement_http import HopClient
 
 logger = logging.getLogger("app.withdrawals.reconcile")
 
@@ -27,7 +27,7 @@ class ReconcileReport:
 async def reconcile(
     db: asyncpg.Pool,
     *,
-    http: httpx.AsyncClient,
+    http: HopClient,
     settings: Settings,
     older_than: timedelta,
     limit: int = 500,

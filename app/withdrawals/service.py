@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import httpx
 from arq.connections import ArqRedis
 
 from app.config import Settings
@@ -33,6 +32,7 @@ from app.withdrawals.errors import (
 from app.withdrawals.queue import enqueue_payout
 from app.withdrawals.repository import WithdrawalRow
 from app.withdrawals.settlement_client import Outcome, SettlementAnswer
+from app.withdrawals.settlement_http import HopClient
 
 logger = logging.getLogger("app.withdrawals")
 
@@ -206,7 +206,7 @@ async def apply_settlement_answer(
 async def create_withdrawal(
     db: asyncpg.Pool,
     *,
-    http: httpx.AsyncClient,
+    http: HopClient,
     arq: ArqRedis | None,
     settings: Settings,
     merchant_id: int,

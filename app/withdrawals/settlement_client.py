@@ -12,6 +12,7 @@ from app.config import Settings
 from app.money import format_amount
 from app.observability.http import SettlementTimingTransport
 from app.withdrawals.repository import WithdrawalRow
+from app.withdrawals.settlement_http import HopClient, SettlementHTTP
 from app.withdrawals.settlement_transport import AiohttpTransport
 
 logger = logging.getLogger("app.withdrawals.settlement")
@@ -34,7 +35,7 @@ class SettlementAnswer:
     failure_code: str | None = None
 
 
-def create_http_client(settings: Settings) -> httpx.AsyncClient:
+def create_http_client(settings: Settings) -> SettlementHTTP:
     """The pooled client for settlement calls; its timeout bounds the wait for an answer."""
     # aiohttp underneath (less CPU per call than httpcore), pooled and kept alive. Idle
     # connections close after 2 s, before uvicorn's 5 s keep-alive timeout closes them from
@@ -42,7 +43,7 @@ def create_http_client(settings: Settings) -> httpx.AsyncClient:
     # outcome (a needless 202 and a trip through the reconciler).
     limits = httpx.Limits(max_connections=100, keepalive_expiry=2.0)
     transport = SettlementTimingTransport(AiohttpTransport(limits=limits))
-    return httpx.AsyncClient(timeout=settings.SETTLEMENT_TIMEOUT_S, transport=transport)
+    return SettlementHTTP(transport, timeout_s=settings.SETTLEMENT_TIMEOUT_S)
 
 
 def _headers(settings: Settings, request_id: str | None) -> dict[str, str]:
@@ -80,7 +81,7 @@ def _read(response: httpx.Response, withdrawal_id: UUID) -> SettlementAnswer:
 
 
 async def pay(
-    http: httpx.AsyncClient,
+    http: HopClient,
     settings: Settings,
     withdrawal: WithdrawalRow,
     *,
@@ -104,9 +105,7 @@ async def pay(
     return _read(response, withdrawal.id)
 
 
-async def lookup(
-    http: httpx.AsyncClient, settings: Settings, withdrawal_id: UUID
-) -> SettlementAnswer:
+async def lookup(http: HopClient, settings: Settings, withdrawal_id: UUID) -> SettlementAnswer:
     """What settlement knows of a withdrawal (the reconciler's question)."""
     try:
         response = await http.get(

@@ -1,7 +1,8 @@
-"""The api's client for settlement fails like httpx's own transport, so every failure is UNKNOWN.
+"""The api's client for settlement fails like httpx's own client, so every failure is UNKNOWN.
 
 Each broken settlement is a raw socket server on 127.0.0.1; the client under test is the one
-the api builds (aiohttp underneath), compared with httpx's default transport (httpcore).
+the api builds (SettlementHTTP over aiohttp), compared with httpx.AsyncClient and its default
+transport (httpcore).
 """
 
 import asyncio
@@ -19,6 +20,7 @@ from app.embedded.process import free_port
 from app.withdrawals import settlement_client
 from app.withdrawals.repository import WithdrawalRow
 from app.withdrawals.settlement_client import Outcome, create_http_client
+from app.withdrawals.settlement_http import SettlementHTTP
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 TIMEOUT_S = 0.3
@@ -81,14 +83,14 @@ async def answers_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
         await writer.drain()
 
 
-def api_client() -> httpx.AsyncClient:
+def api_client() -> SettlementHTTP:
     return create_http_client(Settings(ENVIRONMENT="test", SETTLEMENT_TIMEOUT_S=TIMEOUT_S))
 
 
-async def failure(client: httpx.AsyncClient, url: str) -> BaseException:
+async def failure(client: SettlementHTTP | httpx.AsyncClient, url: str) -> BaseException:
     async with client:
         with pytest.raises(Exception) as caught:
-            await client.post(url, json={})
+            await client.post(url, json={}, headers={})
     return caught.value
 
 
@@ -122,7 +124,7 @@ async def test_calls_reuse_one_kept_alive_connection() -> None:
 
     async with raw_server(counting) as url, api_client() as client:
         for _ in range(3):
-            response = await client.post(url, json={})
+            response = await client.post(url, json={}, headers={})
             assert (response.status_code, response.content) == (200, b"ok")
     assert connections == 1
 

@@ -11,6 +11,11 @@ LOCUSTFILE = Path(__file__).resolve().parent.parent / "tests" / "load" / "locust
 SPAWN_RATE = 50
 TOKENS_KEY = "locust:tokens"
 STOP_TIMEOUT_S = 15
+# A tenth of the load kit's default 1.00, so no credit line runs out during a run: a user
+# served 17 times a second would spend a seeded 1000.00 line within 60 s, and the correct 409
+# INSUFFICIENT_MERCHANT_CREDIT answers would count as failures. Every withdrawal still goes
+# through the credit check; only the limit does not bind (like the raised rate limit).
+WITHDRAW_AMOUNT = "0.10"
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,12 @@ def run_locust(
         "--loglevel",
         "WARNING",
     ]
-    locust_env = env | {"TARGET_HOST": api_url, "REDIS_URL": redis_url, "TOKENS_KEY": TOKENS_KEY}
+    locust_env = env | {
+        "TARGET_HOST": api_url,
+        "REDIS_URL": redis_url,
+        "TOKENS_KEY": TOKENS_KEY,
+        "WITHDRAW_AMOUNT": WITHDRAW_AMOUNT,
+    }
     before = os.times()
     with csv_prefix.with_suffix(".log").open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our interpreter, our arguments

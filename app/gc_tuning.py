@@ -6,7 +6,7 @@ with CPython's default thresholds (700, 10, 10) the api and settlement processes
 again the ~140,000 objects every process holds from startup (FastAPI, pydantic, SQLAlchemy,
 the routes and models). Freezing those once the app has started takes them out of every later
 pass, and a larger first threshold makes gen1/gen2 passes rarer: together the collector's share
-fell to about 3% in the api and 1.5% in settlement. Garbage cycles are still collected, just
+fell to about 2% in the api and 1.5% in settlement. Garbage cycles are still collected, just
 in larger batches; reference counting frees everything else at once as before.
 """
 

@@ -10,8 +10,9 @@ import logging
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -19,6 +20,9 @@ from uuid import UUID
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.service import run_audit
@@ -40,6 +44,7 @@ from tests.support.money import (
     withdrawal_row,
 )
 from tests.support.observability import scrape
+from tests.support.servers import serve
 
 
 async def _paid_but_not_recorded(
@@ -179,3 +184,69 @@ async def test_paid_but_processing_is_to_reconcile_and_the_reconcile_command_fin
     assert after.ok, after.render()
     assert after.to_reconcile.violation_count == 0
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
+
+
+def _answering(status: int, body: dict[str, Any]) -> FastAPI:
+    """A settlement stand-in over real HTTP that gives every request the same answer."""
+    app = FastAPI()
+
+    @app.post("/api/settlement/withdraw")
+    async def answer() -> JSONResponse:
+        return JSONResponse(body, status_code=status)
+
+    return app
+
+
+OTHER_ID = "00000000-0000-0000-0000-000000000001"
+ANSWERS: dict[str, tuple[int, dict[str, Any], str]] = {
+    "refused_for_another_id": (
+        200,
+        {"withdrawal_id": OTHER_ID, "status": "REFUSED", "failure_code": "ACCOUNT_REJECTED"},
+        "other_withdrawal",
+    ),
+    "paid_for_another_id": (
+        200,
+        {"withdrawal_id": OTHER_ID, "status": "PAID", "bank_reference": "BNK-1"},
+        "other_withdrawal",
+    ),
+    "server_error": (500, {"code": "INTERNAL_ERROR"}, "http_500"),
+    "bank_unavailable": (503, {"code": "BANK_UNAVAILABLE"}, "http_503"),
+    "validation_error": (422, {"code": "VALIDATION_ERROR"}, "http_422"),
+    "missing_token": (401, {"code": "INTERNAL_TOKEN_MISSING"}, "http_401"),
+}
+
+
+@pytest.mark.parametrize("case", list(ANSWERS))
+async def test_an_answer_that_is_not_settlements_record_for_the_withdrawal_is_unknown(
+    settings: Settings, case: str
+) -> None:
+    status, body, reason = ANSWERS[case]
+    withdrawal = WithdrawalRow(
+        id=uuid.uuid4(),
+        merchant_id=1,
+        account_id=uuid.uuid4(),
+        amount=Decimal("10.00"),
+        bank_account="DE89370400440532013000",
+        status="PROCESSING",
+        idempotency_key="k",
+        bank_reference=None,
+        failure_code=None,
+        reserve_tx_id=uuid.uuid4(),
+        final_tx_id=None,
+        attempts=1,
+        created_at=datetime.now(UTC),
+        updated_at=datetime.now(UTC),
+    )
+    labels = {"reason": reason}
+    before = REGISTRY.get_sample_value("creditpool_settlement_unknown_outcomes_total", labels)
+
+    async with serve(_answering(status, body)) as base_url:
+        stand_in = settings.model_copy(
+            update={"SETTLEMENT_URL": f"{base_url}/api/settlement/withdraw"}
+        )
+        async with create_http_client(stand_in) as http:
+            answer = await settlement_client.pay(http, stand_in, withdrawal)
+
+    assert answer.outcome == Outcome.UNKNOWN
+    after = REGISTRY.get_sample_value("creditpool_settlement_unknown_outcomes_total", labels)
+    assert after == (before or 0) + 1

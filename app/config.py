@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     BANK_LATENCY_MS: int = Field(default=0, ge=0)
     # Fraction (0..1) of bank calls that fail transiently before anything is recorded.
     BANK_FAILURE_RATE: float = Field(default=0.0, ge=0.0, le=1.0)
+    # How long the request paying a PENDING payout owns its bank call: a duplicate meanwhile
+    # answers PENDING without calling the bank. It must outlast a bank call; after a crash the
+    # payout waits this long before a later request re-drives it.
+    PAYOUT_LEASE_S: float = Field(default=30.0, gt=0)
 
     # --- guard rails and observability (request log, logs, metrics) ---
     # The request log is buffered in memory and written in batches off the request path; at

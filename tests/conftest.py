@@ -78,10 +78,8 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return create_sessionmaker(engine)
 
 
-@pytest.fixture
-async def clean_db(engine: AsyncEngine, shared_settlement_app: FastAPI) -> AsyncIterator[None]:
-    """Every integration test starts from empty tables and an empty pool."""
-    yield
+async def empty_database(engine: AsyncEngine, shared_settlement_app: FastAPI) -> None:
+    """Empty every table and the pool, as the next test expects to find them."""
     # The shared settlement server writes its request log in the background: write what it
     # holds now, so no row of this test lands in the next one.
     state = shared_settlement_app.state
@@ -91,6 +89,13 @@ async def clean_db(engine: AsyncEngine, shared_settlement_app: FastAPI) -> Async
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         await conn.execute(text("INSERT INTO credit_pool (id, available) VALUES (1, 0)"))
+
+
+@pytest.fixture
+async def clean_db(engine: AsyncEngine, shared_settlement_app: FastAPI) -> AsyncIterator[None]:
+    """Every integration test starts from empty tables and an empty pool."""
+    yield
+    await empty_database(engine, shared_settlement_app)
 
 
 @pytest.fixture

@@ -3,18 +3,12 @@
 Each query returns one row per violation with a single text column, `violation`, worded so
 that an operator can find the rows involved (ids and amounts). The queries read the tables
 directly instead of reusing the ledger's repository: an auditor should not share the code it
-checks. Settlement payouts count as paid only in status PAID (PENDING is not paid yet).
+checks. The checks of each withdrawal's ledger entries and of the money that left the bank
+are in app/audit/money_out.py.
 """
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    description: str
-    sql: str
-
+from app.audit.check import Check
+from app.audit.money_out import BANK_TRANSFERS, PAYOUTS, WITHDRAWAL_LEDGER
 
 BOUNDS = Check(
     name="pool_and_credit_within_bounds",
@@ -118,55 +112,6 @@ MERCHANT_UTILIZED = Check(
     """,
 )
 
-# A QUEUED or PROCESSING withdrawal may already be PAID: the core has not recorded the
-# outcome yet (the reconciler will). Only the amount has to agree in that state.
-SETTLEMENT = Check(
-    name="settlement_matches_withdrawals",
-    description="settlement paid each SUCCESS withdrawal exactly once, for its amount, "
-    "and no FAILED or unknown one",
-    sql="""
-    WITH paid AS (
-        SELECT withdrawal_id, count(*) AS payouts, sum(amount) AS amount
-        FROM settlement_payouts
-        WHERE status = 'PAID'
-        GROUP BY withdrawal_id
-    )
-    SELECT CASE
-        WHEN w.id IS NULL THEN format(
-            'PAID payout %s for %s has no withdrawal', p.withdrawal_id, p.amount
-        )
-        WHEN w.status = 'FAILED' THEN format(
-            'withdrawal %s (merchant %s) is FAILED for %s but settlement paid %s',
-            w.id, w.merchant_id, w.amount, p.amount
-        )
-        WHEN p.withdrawal_id IS NULL THEN format(
-            'withdrawal %s (merchant %s) is SUCCESS for %s but has no PAID payout (payouts: %s)',
-            w.id, w.merchant_id, w.amount,
-            coalesce(
-                (SELECT string_agg(format('%s %s', s.status, s.amount), ', ')
-                 FROM settlement_payouts AS s WHERE s.withdrawal_id = w.id),
-                'none'
-            )
-        )
-        WHEN p.payouts > 1 THEN format(
-            'withdrawal %s (merchant %s) is %s for %s but was paid %s times, %s in total',
-            w.id, w.merchant_id, w.status, w.amount, p.payouts, p.amount
-        )
-        ELSE format(
-            'withdrawal %s (merchant %s) is %s for %s but settlement paid %s',
-            w.id, w.merchant_id, w.status, w.amount, p.amount
-        )
-    END AS violation
-    FROM withdrawals AS w
-    FULL JOIN paid AS p ON p.withdrawal_id = w.id
-    WHERE w.id IS NULL
-        OR (w.status = 'FAILED' AND p.withdrawal_id IS NOT NULL)
-        OR (w.status = 'SUCCESS' AND p.withdrawal_id IS NULL)
-        OR p.payouts > 1
-        OR p.amount <> w.amount
-    """,
-)
-
 # The unique constraint enforces this; the audit still checks it in case the constraint is
 # ever dropped or the table rebuilt without it.
 IDEMPOTENCY_KEYS = Check(
@@ -191,6 +136,11 @@ CHECKS: tuple[Check, ...] = (
     BALANCED_TRANSACTIONS,
     LEDGER_BALANCES,
     MERCHANT_UTILIZED,
-    SETTLEMENT,
+    WITHDRAWAL_LEDGER,
+    BANK_TRANSFERS,
+    PAYOUTS,
     IDEMPOTENCY_KEYS,
 )
+
+# Re-exported, so that every check can be named as checks.NAME.
+__all__ = ["BANK_TRANSFERS", "CHECKS", "PAYOUTS", "WITHDRAWAL_LEDGER", "Check"]

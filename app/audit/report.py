@@ -31,6 +31,8 @@ class AuditTotals:
 class AuditReport:
     checks: list[CheckResult]
     totals: AuditTotals
+    # Not violations: PROCESSING withdrawals the bank already paid (`python -m app reconcile`).
+    to_reconcile: CheckResult
 
     @property
     def ok(self) -> bool:
@@ -59,6 +61,12 @@ class AuditReport:
             lines.append(f"  {status}  {check.name:<{width}}  {check.description}")
             lines.extend(f"          {violation}" for violation in check.violations)
             if (hidden := check.violation_count - len(check.violations)) > 0:
+                lines.append(f"          ... and {hidden} more")
+        pending = self.to_reconcile
+        if pending.violation_count:
+            lines.append(f"To reconcile: {pending.violation_count} ({pending.description})")
+            lines.extend(f"          {item}" for item in pending.violations)
+            if (hidden := pending.violation_count - len(pending.violations)) > 0:
                 lines.append(f"          ... and {hidden} more")
         t = self.totals
         lines.append(

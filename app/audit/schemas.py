@@ -33,3 +33,4 @@ class AuditOut(BaseModel):
     ok: bool
     checks: list[CheckOut]
     totals: AuditTotalsOut
+    to_reconcile: CheckOut  # not violations: PROCESSING withdrawals the bank already paid

@@ -3,7 +3,9 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import repository
+from app.audit.check import Check
 from app.audit.checks import CHECKS
+from app.audit.money_out import TO_RECONCILE
 from app.audit.report import AuditReport, CheckResult
 
 VIOLATIONS_PER_CHECK = 20
@@ -30,17 +32,21 @@ async def run_audit(session: AsyncSession) -> AuditReport:
 
 async def run_checks(session: AsyncSession) -> AuditReport:
     """Every check and the totals in the session's current transaction, whatever its isolation."""
-    results = []
-    for check in CHECKS:
-        violations, count = await repository.find_violations(
-            session, sql=check.sql, limit=VIOLATIONS_PER_CHECK
-        )
-        results.append(
-            CheckResult(
-                name=check.name,
-                description=check.description,
-                violations=violations,
-                violation_count=count,
-            )
-        )
-    return AuditReport(checks=results, totals=await repository.read_totals(session))
+    results = [await _run(session, check) for check in CHECKS]
+    return AuditReport(
+        checks=results,
+        totals=await repository.read_totals(session),
+        to_reconcile=await _run(session, TO_RECONCILE),
+    )
+
+
+async def _run(session: AsyncSession, check: Check) -> CheckResult:
+    violations, count = await repository.find_violations(
+        session, sql=check.sql, limit=VIOLATIONS_PER_CHECK
+    )
+    return CheckResult(
+        name=check.name,
+        description=check.description,
+        violations=violations,
+        violation_count=count,
+    )

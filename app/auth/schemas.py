@@ -1,9 +1,9 @@
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.bank_accounts import BankAccount
 from app.money import Amount
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,64}$"
-BANK_ACCOUNT_PATTERN = r"^[A-Z0-9]{5,34}$"
 
 
 class StrictModel(BaseModel):
@@ -15,7 +15,7 @@ class RegisterIn(StrictModel):
     # The minimum length is a setting (PASSWORD_MIN_LENGTH), checked by the service.
     password: str = Field(min_length=1, max_length=256)
     requested_credit: Amount
-    bank_account: str = Field(pattern=BANK_ACCOUNT_PATTERN, examples=["DE89370400440532013000"])
+    bank_account: BankAccount = Field(examples=["DE89370400440532013000"])
 
 
 class RegisterOut(BaseModel):

@@ -12,8 +12,9 @@ from app.models import LedgerAccount, LedgerKind
 from app.money import parse_amount
 
 # Which way each step of a withdrawal moves money (ARCHITECTURE section 3): (from, to). The
-# money path writes these inside PostgreSQL (alembic/versions/0003); a unit test keeps the two
-# in step, and the test factories write them through record_withdrawal_move.
+# money path writes these inside PostgreSQL (alembic/versions/0004); a test of the migrated
+# functions keeps the two in step (tests/integration/test_money_functions.py), and the test
+# factories write them through record_withdrawal_move.
 WITHDRAWAL_MOVES = {
     LedgerKind.RESERVE: (LedgerAccount.POOL, LedgerAccount.IN_FLIGHT),
     LedgerKind.SETTLE: (LedgerAccount.IN_FLIGHT, LedgerAccount.PAID_OUT),

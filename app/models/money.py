@@ -94,6 +94,14 @@ class LedgerEntry(Base):
         ),
         CheckConstraint("kind IN ('TOPUP', 'RESERVE', 'SETTLE', 'RELEASE')", name="kind_known"),
         Index("ix_ledger_entries_account", "account"),
+        # A withdrawal is reserved, settled or released at most once (ARCHITECTURE §3).
+        Index(
+            "ux_ledger_entries_withdrawal_kind_account",
+            "withdrawal_id",
+            "kind",
+            "account",
+            unique=True,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

@@ -1,7 +1,8 @@
 import uuid
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, String, Uuid
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAt, Money
@@ -39,6 +40,8 @@ class SettlementPayout(Base):
     status: Mapped[str] = mapped_column(String(16))
     bank_reference: Mapped[str | None] = mapped_column(String(64))
     failure_code: Mapped[str | None] = mapped_column(String(64))
+    # Until when the request paying a PENDING payout owns its bank call; NULL when nobody does.
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[CreatedAt]
 
 

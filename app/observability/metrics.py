@@ -35,6 +35,13 @@ SETTLEMENT_LATENCY = Histogram(
     ["method", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+SETTLEMENT_UNKNOWN_OUTCOMES = Counter(
+    "creditpool_settlement_unknown_outcomes",
+    "Settlement answers that are not its recorded PAID or REFUSED for the withdrawal asked "
+    "about (unreachable, timeout, an HTTP error status, PENDING, a body for another id), by "
+    "reason: the withdrawal stays PROCESSING for the reconciler.",
+    ["reason"],
+)
 IDEMPOTENT_REPLAYS = Counter(
     "creditpool_idempotent_replays",
     "Requests answered from a stored Idempotency-Key response (Idempotent-Replayed: true).",

@@ -5,6 +5,7 @@ The SQLAlchemy model (app/models/settlement.py) still defines the table, for Ale
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -13,26 +14,40 @@ import asyncpg
 from app.models.settlement import PayoutStatus
 
 # Built once: the text is also the key of asyncpg's per-connection prepared-statement cache.
+# The claim comes with the lease: the request that inserts the payout calls the bank.
 _INSERT_PENDING = """
 INSERT INTO settlement_payouts
-    (withdrawal_id, merchant_id, account_id, amount, bank_account, status)
-VALUES ($1, $2, $3, $4, $5, 'PENDING')
+    (withdrawal_id, merchant_id, account_id, amount, bank_account, status, lease_until)
+VALUES ($1, $2, $3, $4, $5, 'PENDING', now() + make_interval(secs => $6))
 ON CONFLICT (withdrawal_id) DO NOTHING
 RETURNING withdrawal_id, merchant_id, account_id, amount, bank_account, status,
-    bank_reference, failure_code
+    bank_reference, failure_code, lease_until
 """
 _GET = """
 SELECT withdrawal_id, merchant_id, account_id, amount, bank_account, status,
-    bank_reference, failure_code
+    bank_reference, failure_code, lease_until
 FROM settlement_payouts
 WHERE withdrawal_id = $1
 """
+_TAKE_LEASE = """
+UPDATE settlement_payouts
+SET lease_until = now() + make_interval(secs => $2)
+WHERE withdrawal_id = $1 AND status = 'PENDING'
+    AND (lease_until IS NULL OR lease_until <= now())
+RETURNING withdrawal_id, merchant_id, account_id, amount, bank_account, status,
+    bank_reference, failure_code, lease_until
+"""
+_GIVE_UP_LEASE = """
+UPDATE settlement_payouts
+SET lease_until = NULL
+WHERE withdrawal_id = $1 AND status = 'PENDING' AND lease_until = $2
+"""
 _RECORD_OUTCOME = """
 UPDATE settlement_payouts
-SET status = $2, bank_reference = $3, failure_code = $4
+SET status = $2, bank_reference = $3, failure_code = $4, lease_until = NULL
 WHERE withdrawal_id = $1 AND status = 'PENDING'
 RETURNING withdrawal_id, merchant_id, account_id, amount, bank_account, status,
-    bank_reference, failure_code
+    bank_reference, failure_code, lease_until
 """
 
 
@@ -46,6 +61,7 @@ class Payout:
     status: PayoutStatus
     bank_reference: str | None
     failure_code: str | None
+    lease_until: datetime | None
 
 
 def _payout(row: asyncpg.Record | None) -> Payout | None:
@@ -60,6 +76,7 @@ def _payout(row: asyncpg.Record | None) -> Payout | None:
         status=PayoutStatus(row["status"]),
         bank_reference=row["bank_reference"],
         failure_code=row["failure_code"],
+        lease_until=row["lease_until"],
     )
 
 
@@ -71,14 +88,27 @@ async def insert_pending(
     account_id: UUID,
     amount: Decimal,
     bank_account: str,
+    lease_s: float,
 ) -> Payout | None:
-    """Claim the withdrawal as a PENDING payout; None if a payout already has it."""
+    """Claim the withdrawal as a PENDING payout, leased for `lease_s`; None if a payout
+    already has it."""
     # A concurrent duplicate's INSERT waits on the first one's uncommitted row, then does
     # nothing and returns no row; the caller reads the winner with a separate statement.
     row = await db.fetchrow(
-        _INSERT_PENDING, withdrawal_id, merchant_id, account_id, amount, bank_account
+        _INSERT_PENDING, withdrawal_id, merchant_id, account_id, amount, bank_account, lease_s
     )
     return _payout(row)
+
+
+async def take_lease(db: asyncpg.Pool, *, withdrawal_id: UUID, lease_s: float) -> Payout | None:
+    """Lease a PENDING payout nobody holds (or whose lease expired); None if that fails."""
+    # The row lock makes this a compare-and-set: of two racing requests, one gets the row.
+    return _payout(await db.fetchrow(_TAKE_LEASE, withdrawal_id, lease_s))
+
+
+async def give_up_lease(db: asyncpg.Pool, *, withdrawal_id: UUID, lease_until: datetime) -> None:
+    """End our lease early (the bank call failed), unless a later request took it over."""
+    await db.execute(_GIVE_UP_LEASE, withdrawal_id, lease_until)
 
 
 async def get(db: asyncpg.Pool, *, withdrawal_id: UUID) -> Payout | None:

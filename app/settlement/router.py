@@ -3,8 +3,9 @@
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
+from app.models.settlement import PayoutStatus
 from app.settlement import service
 from app.settlement.deps import DbPoolDep, require_internal_token
 from app.settlement.schemas import PayoutOut, WithdrawRequest
@@ -25,13 +26,15 @@ router = APIRouter(
 @router.post(
     "/withdraw",
     responses={
+        202: {"description": "PENDING: another request for it is paying it; ask again later"},
         409: {"description": "PAYOUT_MISMATCH: same withdrawal_id, different order", **PROBLEM},
         422: {"description": "VALIDATION_ERROR", **PROBLEM},
         503: {"description": "BANK_UNAVAILABLE: outcome unknown, send again", **PROBLEM},
     },
 )
-async def withdraw(body: WithdrawRequest, request: Request) -> PayoutOut:
-    """Pay a withdrawal out exactly once; repeats answer the first outcome (PAID or REFUSED)."""
+async def withdraw(body: WithdrawRequest, request: Request, response: Response) -> PayoutOut:
+    """Pay a withdrawal out exactly once; repeats answer the first outcome (PAID or REFUSED),
+    or 202 PENDING while another request for it is in the bank call."""
     # The pool and the bank straight from app.state: every dependency costs FastAPI a resolve
     # pass on each request, and this is the route every withdrawal takes.
     state = request.app.state
@@ -43,7 +46,10 @@ async def withdraw(body: WithdrawRequest, request: Request) -> PayoutOut:
         account_id=body.account_id,
         amount=body.amount,
         bank_account=body.account,
+        lease_s=state.settings.PAYOUT_LEASE_S,
     )
+    if payout.status == PayoutStatus.PENDING:
+        response.status_code = 202
     return PayoutOut.of(payout)
 
 

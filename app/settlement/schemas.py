@@ -3,14 +3,13 @@
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
+from app.bank_accounts import BankAccount
 from app.models.settlement import PayoutStatus
 from app.money import Amount, MoneyOut
 from app.settlement.repository import Payout
 
-# A bank account number as the core stores it: IBAN-like, upper-case letters and digits.
-BankAccount = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{5,34}$")]
 # Strict: a JSON integer only (no "5", no true); bounded to the column's BIGINT.
 MerchantId = Annotated[int, Field(strict=True, gt=0, le=2**63 - 1)]
 
@@ -28,10 +27,11 @@ class WithdrawRequest(BaseModel):
 
 
 class PayoutOut(BaseModel):
-    """A payout's state. POST answers only PAID or REFUSED; GET may also answer PENDING.
+    """A payout's state: PAID, REFUSED, or PENDING (POST answers that one with 202).
 
-    PENDING means settlement received the payout but has no bank outcome recorded yet (a
-    transient bank failure or a crash mid-call); POST the same request again to complete it.
+    PENDING means settlement received the payout but has no bank outcome recorded yet:
+    another request is in the bank call for it (POST answers 202), or a transient bank
+    failure or a crash mid-call left it so; POST the same request again to complete it.
     """
 
     withdrawal_id: UUID

@@ -8,10 +8,14 @@ no transaction or lock is held across the network), call the bank, record the ou
 
 Why nothing is ever paid twice:
 - the payout row's primary key is the withdrawal id, so concurrent duplicates share one row;
-- the bank is always called with the withdrawal id as its idempotency reference, so a
-  re-drive of a PENDING payout (after a crash or a transient failure), or two requests racing
-  on it, reach the same single transfer;
-- the outcome only ever replaces PENDING, so the first recorded outcome is final.
+- a PENDING payout is leased (`lease_until`) to the request that calls the bank: a duplicate
+  that arrives meanwhile answers PENDING without calling the bank again, and a later request
+  takes the lease over only once it has expired (its holder crashed or hung);
+- the bank is always called with the withdrawal id as its idempotency reference, so even a
+  re-drive after an expired lease (whose holder may still be in the bank call) reaches the
+  same single transfer;
+- the outcome only ever replaces PENDING, so the first recorded outcome is final, and a
+  refusal is recorded before it is answered (the core releases money only on that record).
 """
 
 import logging
@@ -38,15 +42,18 @@ async def withdraw(
     account_id: UUID,
     amount: Decimal,
     bank_account: str,
+    lease_s: float,
 ) -> Payout:
-    """Pay the withdrawal out once and return its definite outcome (the first one on repeats)."""
-    payout = await _claim(
+    """Pay the withdrawal out once and return its outcome: PAID or REFUSED (the first one on
+    repeats), or PENDING while another request is in the bank call for it."""
+    payout, leased = await _claim(
         db,
         withdrawal_id=withdrawal_id,
         merchant_id=merchant_id,
         account_id=account_id,
         amount=amount,
         bank_account=bank_account,
+        lease_s=lease_s,
     )
     _check_same_order(
         payout,
@@ -57,6 +64,14 @@ async def withdraw(
     )
     if payout.status != PayoutStatus.PENDING:
         return payout
+    if not leased:
+        taken = await repository.take_lease(db, withdrawal_id=withdrawal_id, lease_s=lease_s)
+        if taken is None:
+            # Another request holds the lease and is calling the bank (or has just recorded
+            # the outcome): answer what is stored now rather than call the bank twice.
+            return await _existing(db, withdrawal_id)
+        payout = taken
+    assert payout.lease_until is not None
 
     # The bank call, with no transaction open; the stored order is what gets paid.
     try:
@@ -65,6 +80,10 @@ async def withdraw(
         )
     except BankUnavailable as exc:
         logger.warning("bank unavailable for payout %s: %s", withdrawal_id, exc)
+        # The outcome is unknown but nobody is calling the bank now: a retry may at once.
+        await repository.give_up_lease(
+            db, withdrawal_id=withdrawal_id, lease_until=payout.lease_until
+        )
         raise BankUnavailableError(
             "the bank did not answer; the payout is PENDING, send the same request again",
             extra={"withdrawal_id": str(withdrawal_id), "payout_status": PayoutStatus.PENDING},
@@ -91,8 +110,10 @@ async def _claim(
     account_id: UUID,
     amount: Decimal,
     bank_account: str,
-) -> Payout:
-    # Step 1: the PENDING claim, committed as the INSERT returns; or the earlier claim.
+    lease_s: float,
+) -> tuple[Payout, bool]:
+    # Step 1: the PENDING claim with its lease, committed as the INSERT returns (True); or the
+    # earlier claim (False).
     claimed = await repository.insert_pending(
         db,
         withdrawal_id=withdrawal_id,
@@ -100,8 +121,11 @@ async def _claim(
         account_id=account_id,
         amount=amount,
         bank_account=bank_account,
+        lease_s=lease_s,
     )
-    return claimed or await _existing(db, withdrawal_id)
+    if claimed is not None:
+        return claimed, True
+    return await _existing(db, withdrawal_id), False
 
 
 async def _record(db: asyncpg.Pool, *, withdrawal_id: UUID, result: BankResult) -> Payout:

@@ -37,7 +37,8 @@ async def reconcile(
 
     `db` is the statement pool (app.db.create_statement_pool): every step is one statement.
     Never received -> sent now; pending at settlement -> sent again (settlement pays at most
-    once per withdrawal id); still unknown -> left for the next run.
+    once per withdrawal id); still unknown -> left for the next run. Money is released only
+    on settlement's recorded refusal for the withdrawal (settlement_client.Outcome.REFUSED).
     """
     report = ReconcileReport()
     stuck = await statements.open_older_than(db, cutoff=datetime.now(UTC) - older_than, limit=limit)
@@ -45,11 +46,17 @@ async def reconcile(
         report.examined += 1
         answer = await settlement_client.lookup(http, settings, withdrawal.id)
         if answer.outcome in (Outcome.NOT_RECEIVED, Outcome.UNKNOWN):
+            # PROCESSING before the payout is sent, as the worker does: a withdrawal the bank
+            # may have paid is never left QUEUED (the audit counts that as a violation). This
+            # also counts the attempt and moves it to the back of the next run's list.
+            processing = await statements.start_processing(db, withdrawal_id=withdrawal.id)
+            if processing is None:  # finished meanwhile by a request or a worker
+                report.count("ALREADY_FINAL")
+                continue
+            withdrawal = processing
             answer = await settlement_client.pay(http, settings, withdrawal)
         if answer.outcome in (Outcome.PAID, Outcome.REFUSED):
             await apply_settlement_answer(db, withdrawal=withdrawal, answer=answer)
-        else:
-            await statements.touch(db, withdrawal_id=withdrawal.id)
         report.count(answer.outcome)
         logger.info("reconciled %s: %s", withdrawal.id, answer.outcome)
     return report

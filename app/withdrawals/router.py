@@ -74,10 +74,24 @@ async def create_withdrawal(
     )
     request.state.withdrawal_id = answer.body.get("withdrawal_id")  # for the request log
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
-    media_type = PROBLEM_JSON if answer.status >= 400 else "application/json"
+    if answer.status < 400:
+        return JSONResponse(answer.body, status_code=answer.status, headers=headers)
     return JSONResponse(
-        answer.body, status_code=answer.status, headers=headers, media_type=media_type
+        _with_request_fields(answer.body, request),
+        status_code=answer.status,
+        headers=headers,
+        media_type=PROBLEM_JSON,
     )
+
+
+def _with_request_fields(problem: dict[str, Any], request: Request) -> dict[str, Any]:
+    """A stored (or about to be stored) problem with this request's own fields, as
+    app.errors.problem_response adds them to every problem: the key never stores them, so a
+    replay differs from the first answer only there."""
+    fields = {"instance": request.url.path}
+    if request_id := getattr(request.state, "request_id", None):
+        fields["request_id"] = request_id
+    return problem | fields
 
 
 @router.get("", response_model=WithdrawalPage)

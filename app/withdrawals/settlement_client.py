@@ -1,4 +1,4 @@
-"""The core's side of the settlement hop: one HTTP call, classified into three outcomes."""
+"""The core's side of the settlement hop: one HTTP call, classified into its outcomes."""
 
 import logging
 from dataclasses import dataclass
@@ -11,6 +11,7 @@ import httpx
 from app.config import Settings
 from app.money import format_amount
 from app.observability.http import SettlementTimingTransport
+from app.observability.metrics import SETTLEMENT_UNKNOWN_OUTCOMES
 from app.withdrawals.repository import WithdrawalRow
 from app.withdrawals.settlement_http import HopClient, SettlementHTTP
 from app.withdrawals.settlement_transport import AiohttpTransport
@@ -20,11 +21,12 @@ logger = logging.getLogger("app.withdrawals.settlement")
 
 class Outcome(StrEnum):
     PAID = "PAID"
+    # Settlement's recorded refusal for this withdrawal id: the only answer that releases money.
     REFUSED = "REFUSED"
-    # Timeout, connection error, 5xx, PENDING, or an answer we cannot trust: keep the money
-    # reserved and let the reconciler ask again.
+    # Anything else (timeout, connection error, any HTTP error status, PENDING, a body we
+    # cannot read or for another withdrawal): keep the money reserved, the reconciler asks again.
     UNKNOWN = "UNKNOWN"
-    # Settlement has no record of this withdrawal (GET 404): safe to send it.
+    # Settlement has no record of this withdrawal (GET 404 PAYOUT_NOT_FOUND): safe to send it.
     NOT_RECEIVED = "NOT_RECEIVED"
 
 
@@ -61,23 +63,33 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _read(response: httpx.Response, withdrawal_id: UUID) -> SettlementAnswer:
-    if response.status_code == 200:
-        body = _json(response)
-        if body.get("withdrawal_id") != str(withdrawal_id):
-            logger.error("settlement answered for another withdrawal: %s", withdrawal_id)
-            return SettlementAnswer(Outcome.UNKNOWN)
-        if body.get("status") == "PAID" and body.get("bank_reference"):
-            return SettlementAnswer(Outcome.PAID, bank_reference=body["bank_reference"])
-        if body.get("status") == "REFUSED":
-            return SettlementAnswer(Outcome.REFUSED, failure_code=body.get("failure_code"))
-        return SettlementAnswer(Outcome.UNKNOWN)
-    if response.status_code == 422:
-        # Settlement records nothing for a request it refuses to parse: definitely not paid.
-        return SettlementAnswer(Outcome.REFUSED, failure_code="SETTLEMENT_REJECTED_REQUEST")
-    # 401/403 (token misconfigured), 409 (PAYOUT_MISMATCH, a bug) and 5xx: never guess.
-    logger.error("settlement answered %s for %s", response.status_code, withdrawal_id)
+def _unknown(withdrawal_id: UUID, reason: str, detail: object = "") -> SettlementAnswer:
+    SETTLEMENT_UNKNOWN_OUTCOMES.labels(reason).inc()
+    if reason == "pending":
+        # Settlement is paying it right now (or a bank failure left it so): normal, not a bug.
+        logger.warning("settlement has no outcome yet for %s", withdrawal_id)
+    else:
+        logger.error("settlement outcome unknown for %s: %s %s", withdrawal_id, reason, detail)
     return SettlementAnswer(Outcome.UNKNOWN)
+
+
+def _read(response: httpx.Response, withdrawal_id: UUID) -> SettlementAnswer:
+    # Only settlement's own record of this withdrawal decides anything. A 422, 401/403 or 409
+    # says one request failed, not that the payout was refused: on a re-drive settlement may
+    # already hold it PENDING or PAID, so releasing the money then could pay it *and* free it.
+    if response.status_code not in (200, 202):
+        return _unknown(withdrawal_id, f"http_{response.status_code}", _json(response).get("code"))
+    body = _json(response)
+    if body.get("withdrawal_id") != str(withdrawal_id):
+        return _unknown(withdrawal_id, "other_withdrawal", body.get("withdrawal_id"))
+    status = body.get("status")
+    if status == "PAID" and body.get("bank_reference"):
+        return SettlementAnswer(Outcome.PAID, bank_reference=body["bank_reference"])
+    if status == "REFUSED":
+        return SettlementAnswer(Outcome.REFUSED, failure_code=body.get("failure_code"))
+    if status == "PENDING":
+        return _unknown(withdrawal_id, "pending")
+    return _unknown(withdrawal_id, "unreadable", status)
 
 
 async def pay(
@@ -100,8 +112,7 @@ async def pay(
             settings.SETTLEMENT_URL, json=payload, headers=_headers(settings, request_id)
         )
     except httpx.HTTPError as exc:
-        logger.warning("settlement unreachable for %s: %s", withdrawal.id, type(exc).__name__)
-        return SettlementAnswer(Outcome.UNKNOWN)
+        return _unknown(withdrawal.id, "unreachable", type(exc).__name__)
     return _read(response, withdrawal.id)
 
 
@@ -112,10 +123,7 @@ async def lookup(http: HopClient, settings: Settings, withdrawal_id: UUID) -> Se
             f"{settings.SETTLEMENT_URL}/{withdrawal_id}", headers=_headers(settings, None)
         )
     except httpx.HTTPError as exc:
-        logger.warning("settlement unreachable for %s: %s", withdrawal_id, type(exc).__name__)
-        return SettlementAnswer(Outcome.UNKNOWN)
+        return _unknown(withdrawal_id, "unreachable", type(exc).__name__)
     if response.status_code == 404 and _json(response).get("code") == "PAYOUT_NOT_FOUND":
         return SettlementAnswer(Outcome.NOT_RECEIVED)
-    if response.status_code == 422:
-        return SettlementAnswer(Outcome.UNKNOWN)
     return _read(response, withdrawal_id)

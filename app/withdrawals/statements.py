@@ -27,10 +27,6 @@ RETURNING id, merchant_id, account_id, amount, bank_account, status, idempotency
           bank_reference, failure_code, reserve_tx_id, final_tx_id, attempts, created_at,
           updated_at
 """
-_TOUCH = """
-UPDATE withdrawals SET attempts = attempts + 1, updated_at = now()
- WHERE id = $1 AND status IN ('QUEUED', 'PROCESSING')
-"""
 _OPEN_OLDER_THAN = """
 SELECT id, merchant_id, account_id, amount, bank_account, status, idempotency_key,
        bank_reference, failure_code, reserve_tx_id, final_tx_id, attempts, created_at,
@@ -140,11 +136,6 @@ async def start_processing(db: asyncpg.Pool, *, withdrawal_id: UUID) -> Withdraw
     """Mark an open withdrawal PROCESSING before a payout attempt; None if already final."""
     record = await db.fetchrow(_START_PROCESSING, withdrawal_id)
     return _row(record) if record else None
-
-
-async def touch(db: asyncpg.Pool, *, withdrawal_id: UUID) -> None:
-    """Count an attempt and push the withdrawal to the back of the reconciler's list."""
-    await db.execute(_TOUCH, withdrawal_id)
 
 
 async def open_older_than(db: asyncpg.Pool, *, cutoff: datetime, limit: int) -> list[WithdrawalRow]:

@@ -94,6 +94,8 @@ async def test_processing_withdrawal_already_paid_by_settlement_is_not_a_violati
         "INSERT INTO settlement_payouts (withdrawal_id, merchant_id, account_id, amount,"
         " bank_account, status, bank_reference) VALUES (:id, :merchant, :account, :amount,"
         " 'DE0000000001', 'PAID', 'bank-ref')",
+        "INSERT INTO settlement_bank_transfers (reference, amount, account, status,"
+        " bank_reference) VALUES (:id, :amount, 'DE0000000001', 'PAID', 'bank-ref')",
         id=processing.id,
         merchant=book.merchant.id,
         account=book.merchant.account_id,
@@ -103,6 +105,11 @@ async def test_processing_withdrawal_already_paid_by_settlement_is_not_a_violati
     report = await audit(sessionmaker)
 
     assert report.ok, report.render()
+    assert report.to_reconcile.violations == [
+        f"withdrawal {processing.id} (merchant {book.merchant.id}) is PROCESSING for 20.00;"
+        " the bank paid it (bank-ref)"
+    ]
+    assert "To reconcile: 1" in report.render()
 
 
 async def test_transfer_split_across_two_tx_ids_fails_only_the_balance_check(
@@ -231,39 +238,39 @@ async def test_utilized_credit_without_withdrawals_fails_the_utilized_check(
     ]
 
 
-SETTLEMENT_BREAKS = {
+PAYOUT_BREAKS = {
     "success_without_payout": (
         "DELETE FROM settlement_payouts WHERE withdrawal_id = :success",
-        "is SUCCESS for 30.00 but has no PAID payout (payouts: none)",
+        "is SUCCESS for 30.00 but settlement has no payout for it",
     ),
     "success_refused_by_settlement": (
         "UPDATE settlement_payouts SET status = 'REFUSED', bank_reference = NULL"
         " WHERE withdrawal_id = :success",
-        "is SUCCESS for 30.00 but has no PAID payout (payouts: REFUSED 30.00)",
+        "is SUCCESS for 30.00 but its payout is REFUSED for 30.00",
     ),
     "success_paid_a_different_amount": (
         "UPDATE settlement_payouts SET amount = 31.00 WHERE withdrawal_id = :success",
-        "is SUCCESS for 30.00 but settlement paid 31.00",
+        "is SUCCESS for 30.00 but its payout is PAID for 31.00",
     ),
     "failed_but_paid": (
         "UPDATE settlement_payouts SET status = 'PAID', bank_reference = 'bank-ref'"
         " WHERE withdrawal_id = :failed",
-        "is FAILED for 40.00 but settlement paid 40.00",
+        "is FAILED for 40.00 but its payout is PAID for 40.00",
     ),
     "paid_for_an_unknown_withdrawal": (
         "INSERT INTO settlement_payouts (withdrawal_id, merchant_id, account_id, amount,"
         " bank_account, status, bank_reference) SELECT :unknown, merchant_id, account_id, 9.99,"
         " bank_account, 'PAID', 'bank-ref' FROM settlement_payouts WHERE withdrawal_id = :success",
-        "for 9.99 has no withdrawal",
+        "is PAID for 9.99 but has no withdrawal",
     ),
 }
 
 
-@pytest.mark.parametrize("case", list(SETTLEMENT_BREAKS))
-async def test_settlement_disagreeing_with_withdrawals_fails_the_settlement_check(
+@pytest.mark.parametrize("case", list(PAYOUT_BREAKS))
+async def test_settlement_payouts_disagreeing_with_withdrawals_fail_the_payout_check(
     sessionmaker: Sessions, book: SeededBook, case: str
 ):
-    sql, expected = SETTLEMENT_BREAKS[case]
+    sql, expected = PAYOUT_BREAKS[case]
     await execute(
         sessionmaker,
         sql,
@@ -272,7 +279,7 @@ async def test_settlement_disagreeing_with_withdrawals_fails_the_settlement_chec
         unknown=uuid.uuid4(),
     )
 
-    violations = assert_only_failed(await audit(sessionmaker), checks.SETTLEMENT)
+    violations = assert_only_failed(await audit(sessionmaker), checks.PAYOUTS)
 
     assert len(violations) == 1
     assert expected in violations[0]

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.embedded.process import free_port
 from app.models import MerchantCredit, Withdrawal
 from app.withdrawals.reconcile import reconcile
+from app.withdrawals.settlement_client import create_http_client
 from tests.support.api import admin_token, approved_merchant
 from tests.support.money import assert_books_balance, bank_transfers, top_up, withdraw
 from tests.support.servers import black_hole
@@ -85,7 +86,7 @@ async def test_api_killed_mid_payout_is_completed_by_reconcile_exactly_once(
     assert await bank_transfers(sessionmaker) == {}
     await assert_books_balance(sessionmaker)  # the reservation alone is consistent
 
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with create_http_client(settings) as http:
         for expected in ({"PAID": 1}, {}):
             report = await reconcile(db_pool, http=http, settings=settings, older_than=timedelta(0))
             assert report.outcomes == expected

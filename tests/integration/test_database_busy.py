@@ -3,7 +3,6 @@
 import asyncio
 from datetime import timedelta
 
-import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -13,6 +12,7 @@ from app.main import create_app
 from app.models import IdempotencyKey, Withdrawal
 from app.settlement.main import create_app as create_settlement_app
 from app.withdrawals.reconcile import reconcile
+from app.withdrawals.settlement_client import create_http_client
 from tests.conftest import _client_for
 from tests.support.api import admin_token, approved_merchant
 from tests.support.money import assert_books_balance, bank_transfers, count_rows, top_up, withdraw
@@ -72,7 +72,7 @@ async def test_finish_blocked_after_payment_answers_202_and_reconcile_records_it
             assert answered.status_code == 202, answered.text
             assert answered.json()["status"] == "PROCESSING"
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with create_http_client(settings) as http:
         db = await create_statement_pool(settings, size=2)
         try:
             report = await reconcile(db, http=http, settings=settings, older_than=timedelta(0))

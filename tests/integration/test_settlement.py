@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import create_statement_pool
 from tests.conftest import _client_for
-from tests.support.settlement import WITHDRAW, new_order
+from tests.support.settlement import WITHDRAW, CountingBank, new_order
 
 BANK_REFERENCE = re.compile(r"^BNK-[0-9A-F]{16}$")
 
@@ -27,6 +27,18 @@ async def settlement_with(settings: Settings, **changes: Any) -> AsyncIterator[h
     app = create_app(settings.model_copy(update=changes))
     async for client in _client_for(app, "http://settlement.test"):
         yield client
+
+
+async def counted_settlement(
+    settings: Settings, **changes: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, CountingBank]]:
+    """Like settlement_with, and the bank it pays with counts the calls it receives."""
+    from app.settlement.main import create_app
+
+    app = create_app(settings.model_copy(update=changes))
+    async for client in _client_for(app, "http://settlement.test"):
+        app.state.bank = bank = CountingBank(app.state.bank)
+        yield client, bank
 
 
 async def rows(sm: async_sessionmaker[AsyncSession], table: str) -> list[Any]:
@@ -91,19 +103,42 @@ async def test_asking_again_returns_the_first_outcome_and_pays_nothing_more(
     assert len(await rows(sessionmaker, "settlement_bank_transfers")) == 1
 
 
-async def test_concurrent_duplicates_all_get_one_outcome_and_one_transfer(
+async def test_concurrent_duplicates_call_the_bank_once_and_the_others_answer_pending(
     settings: Settings, clean_db: None, auth: dict[str, str], sessionmaker: Any
 ) -> None:
-    # Bank latency keeps every duplicate inside the bank call at once: the race is real.
-    async for client in settlement_with(settings, BANK_LATENCY_MS=50):
+    # A slow bank keeps the first request inside the bank call while the duplicate arrives.
+    async for client, bank in counted_settlement(settings, BANK_LATENCY_MS=300):
+        order = new_order()
+        responses = await asyncio.gather(
+            *(client.post(WITHDRAW, json=order, headers=auth) for _ in range(2))
+        )
+        # The lease holder paid; the duplicate answered PENDING without calling the bank.
+        assert sorted(r.status_code for r in responses) == [200, 202]
+        paid, pending = sorted(responses, key=lambda r: r.status_code)
+        assert paid.json()["status"] == "PAID"
+        assert pending.json() == {**paid.json(), "status": "PENDING", "bank_reference": None}
+        assert bank.calls == [uuid.UUID(order["withdrawal_id"])]
+        # Asked again once it is paid: the recorded outcome, still one bank call.
+        again = await client.post(WITHDRAW, json=order, headers=auth)
+        assert (again.status_code, again.json()) == (200, paid.json())
+        assert len(bank.calls) == 1
+    assert len(await rows(sessionmaker, "settlement_bank_transfers")) == 1
+    await assert_books_agree(sessionmaker)
+
+
+async def test_twenty_concurrent_duplicates_make_one_transfer(
+    settings: Settings, clean_db: None, auth: dict[str, str], sessionmaker: Any
+) -> None:
+    async for client, bank in counted_settlement(settings, BANK_LATENCY_MS=50):
         order = new_order()
         responses = await asyncio.gather(
             *(client.post(WITHDRAW, json=order, headers=auth) for _ in range(20))
         )
-    assert {r.status_code for r in responses} == {200}
-    bodies = [r.json() for r in responses]
-    assert all(body == bodies[0] for body in bodies)
-    assert bodies[0]["status"] == "PAID"
+        assert len(bank.calls) == 1
+    assert {r.status_code for r in responses} <= {200, 202}
+    paid = [r.json() for r in responses if r.status_code == 200]
+    assert paid and all(body == paid[0] for body in paid)
+    assert paid[0]["status"] == "PAID"
     assert len(await rows(sessionmaker, "settlement_bank_transfers")) == 1
     await assert_books_agree(sessionmaker)
 
@@ -220,6 +255,7 @@ async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
             account_id=uuid.UUID(order["account_id"]),
             amount=Decimal(order["amount"]),
             bank_account=order["account"],
+            lease_s=0.000001,  # the crashed holder's lease has expired
         )
         assert pending is not None
         paid = await SimulatedBank(pool).pay(
@@ -228,13 +264,45 @@ async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
     finally:
         await pool.close()
 
-    async for client in settlement_with(settings):
+    async for client, bank in counted_settlement(settings):
         response = await client.post(WITHDRAW, json=order, headers=auth)
+        # The later request took the expired lease over and asked the bank again, which
+        # answered its first transfer: still paid once.
+        assert bank.calls == [withdrawal_id]
     assert response.status_code == 200
     assert response.json()["status"] == "PAID"
     assert response.json()["bank_reference"] == paid.bank_reference
     assert len(await rows(sessionmaker, "settlement_bank_transfers")) == 1
     await assert_books_agree(sessionmaker)
+
+
+async def test_a_payout_whose_lease_is_held_answers_pending_without_calling_the_bank(
+    settings: Settings, clean_db: None, auth: dict[str, str], sessionmaker: Any
+) -> None:
+    from app.settlement import repository
+
+    order = new_order()
+    # Another settlement process holds the lease and is (as far as anyone knows) in the bank.
+    pool = await create_statement_pool(settings, size=1)
+    try:
+        await repository.insert_pending(
+            pool,
+            withdrawal_id=uuid.UUID(order["withdrawal_id"]),
+            merchant_id=order["merchant_id"],
+            account_id=uuid.UUID(order["account_id"]),
+            amount=Decimal(order["amount"]),
+            bank_account=order["account"],
+            lease_s=60,
+        )
+    finally:
+        await pool.close()
+
+    async for client, bank in counted_settlement(settings):
+        response = await client.post(WITHDRAW, json=order, headers=auth)
+        assert bank.calls == []
+    assert response.status_code == 202
+    assert response.json()["status"] == "PENDING"
+    assert await rows(sessionmaker, "settlement_bank_transfers") == []
 
 
 async def test_flaky_bank_under_concurrent_retries_still_pays_once(
@@ -245,7 +313,7 @@ async def test_flaky_bank_under_concurrent_retries_still_pays_once(
         responses = await asyncio.gather(
             *(flaky.post(WITHDRAW, json=order, headers=auth) for order in orders * 4)
         )
-    assert {r.status_code for r in responses} <= {200, 503}
+    assert {r.status_code for r in responses} <= {200, 202, 503}
     async for healthy in settlement_with(settings):
         final = [(await healthy.post(WITHDRAW, json=o, headers=auth)).json() for o in orders]
     assert [body["status"] for body in final] == ["PAID"] * len(orders)

@@ -15,6 +15,7 @@ from app.embedded.process import free_port
 from app.main import create_app
 from app.settlement.main import create_app as create_settlement_app
 from app.withdrawals.reconcile import reconcile
+from app.withdrawals.settlement_client import create_http_client
 from tests.conftest import _client_for
 from tests.support.api import admin_token, approved_merchant, bearer
 from tests.support.money import assert_books_balance, bank_transfers, top_up, withdraw
@@ -22,7 +23,8 @@ from tests.support.servers import black_hole, serve
 
 
 async def _reconcile(db: asyncpg.Pool, settings: Settings) -> dict[str, int]:
-    async with httpx.AsyncClient(timeout=5) as http:
+    # The production client (its pool, timeout and transport), as the reconciler uses it.
+    async with create_http_client(settings) as http:
         report = await reconcile(db, http=http, settings=settings, older_than=timedelta(0))
     return report.outcomes
 
@@ -165,7 +167,7 @@ async def test_reconcile_leaves_young_withdrawals_alone(
         update={"SETTLEMENT_URL": f"http://127.0.0.1:{free_port()}/api/settlement/withdraw"}
     )
     await _accepted_but_unsettled(down, sessionmaker, key="young")
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with create_http_client(settings) as http:
         report = await reconcile(
             db_pool, http=http, settings=settings, older_than=timedelta(hours=1)
         )

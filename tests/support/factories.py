@@ -27,6 +27,7 @@ from app.models import (
     Withdrawal,
     WithdrawalStatus,
 )
+from app.models.settlement import SettlementBankTransfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +130,9 @@ async def create_withdrawal(
     """A withdrawal with everything a consistent one implies, as if it went through the API.
 
     Reserve (POOL -> IN_FLIGHT, utilized and pool moved), then for SUCCESS a settle
-    (IN_FLIGHT -> PAID_OUT) and a PAID payout, for FAILED a release (IN_FLIGHT -> POOL,
-    utilized and pool restored) and a REFUSED payout. The pool must hold the amount.
+    (IN_FLIGHT -> PAID_OUT) and a PAID payout and bank transfer, for FAILED a release
+    (IN_FLIGHT -> POOL, utilized and pool restored) and a REFUSED payout and bank transfer.
+    The pool must hold the amount.
     """
     assert merchant.account_id is not None, "only an approved merchant can withdraw"
     amount = Decimal(amount)
@@ -213,6 +215,17 @@ async def _payout(
             account_id=merchant.account_id,
             amount=amount,
             bank_account=merchant.bank_account,
+            status=status,
+            bank_reference=bank_reference,
+            failure_code="REFUSED" if status == PayoutStatus.REFUSED else None,
+        )
+    )
+    # The bank's own book: the transfer settlement asked it for (the money that left).
+    await session.execute(
+        insert(SettlementBankTransfer).values(
+            reference=withdrawal_id,
+            amount=amount,
+            account=merchant.bank_account,
             status=status,
             bank_reference=bank_reference,
             failure_code="REFUSED" if status == PayoutStatus.REFUSED else None,

@@ -3,11 +3,13 @@
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.service import run_audit
+from app.withdrawals.repository import WithdrawalRow
 from tests.support.api import bearer
 
 
@@ -45,3 +47,18 @@ async def bank_transfers(sessionmaker: async_sessionmaker[AsyncSession]) -> dict
 async def count_rows(sessionmaker: async_sessionmaker[AsyncSession], model: Any) -> int:
     async with sessionmaker() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+_WITHDRAWAL = """
+SELECT id, merchant_id, account_id, amount, bank_account, status, idempotency_key,
+       bank_reference, failure_code, reserve_tx_id, final_tx_id, attempts, created_at,
+       updated_at
+  FROM withdrawals WHERE id = $1
+"""
+
+
+async def withdrawal_row(db: asyncpg.Pool, withdrawal_id: uuid.UUID) -> WithdrawalRow:
+    """The withdrawal as the money path reads it (what a re-drive sends to settlement)."""
+    record = await db.fetchrow(_WITHDRAWAL, withdrawal_id)
+    assert record is not None, withdrawal_id
+    return WithdrawalRow(*record.values())

@@ -1,7 +1,10 @@
 """Payout orders as the core sends them to settlement."""
 
 import uuid
+from decimal import Decimal
 from typing import Any
+
+from app.settlement.bank import Bank, BankResult
 
 WITHDRAW = "/api/settlement/withdraw"
 
@@ -15,3 +18,15 @@ def new_order(**overrides: Any) -> dict[str, Any]:
         "account": "DE89370400440532013000",
         **overrides,
     }
+
+
+class CountingBank:
+    """The settlement app's own bank, with a record of every call it receives."""
+
+    def __init__(self, bank: Bank) -> None:
+        self._bank = bank
+        self.calls: list[uuid.UUID] = []
+
+    async def pay(self, *, reference: uuid.UUID, amount: Decimal, account: str) -> BankResult:
+        self.calls.append(reference)
+        return await self._bank.pay(reference=reference, amount=amount, account=account)

@@ -30,6 +30,7 @@ from app.money import format_amount
 from app.observability.events import money_event
 from app.withdrawals import settlement_client, statements
 from app.withdrawals.errors import (
+    AmountAboveMaximum,
     InsufficientMerchantCredit,
     InsufficientPool,
     SettlementRefused,
@@ -229,6 +230,12 @@ async def create_withdrawal(
     settlement call. Sync and async differ only in who makes that call: this request, or a
     worker.
     """
+    if amount > settings.MAX_WITHDRAWAL_AMOUNT:
+        # Refused before transaction 1: nothing is stored on the key.
+        raise AmountAboveMaximum(
+            f"a withdrawal may be at most {format_amount(settings.MAX_WITHDRAWAL_AMOUNT)}",
+            extra={"max_amount": format_amount(settings.MAX_WITHDRAWAL_AMOUNT)},
+        )
     queued = settings.ASYNC_SETTLEMENT
     request_hash = fingerprint({"amount": format_amount(amount)})
     reserved = await reserve(

@@ -7,20 +7,26 @@ from contextlib import asynccontextmanager, suppress
 # PostgreSQL's ReadyForQuery message ('Z', length 5): the server is done with the statement,
 # its implicit transaction committed (or rolled back).
 _READY_FOR_QUERY = b"Z\x00\x00\x00\x05"
+# What the client sends next to execute it: asyncpg binds a statement it prepared (Bind, 'B'),
+# or ends its transaction with a simple query (Query, 'Q', length 12).
+EXECUTE = b"B"
+COMMIT = b"Q\x00\x00\x00\x0cCOMMIT;"
 
 
 class CutAfterCommit:
-    """Forwards every connection; the first statement whose text holds `marker` is executed
-    by PostgreSQL, but its client's connection is cut the moment the server starts answering.
+    """Forwards every connection; on the first that sends a statement whose text holds
+    `marker`, the next message starting with `then` (EXECUTE: that statement; COMMIT: its
+    transaction's end) reaches PostgreSQL, but the client's connection is cut the moment the
+    server starts answering it.
 
-    asyncpg prepares a statement (Parse, whose text has the marker) and then executes it
-    (Bind ...): the cut waits for that Bind. The server's side is read until ReadyForQuery
-    before it closes, so the statement has finished (committed) when the client has lost it.
+    The server's side is read until ReadyForQuery before it closes, so the work has finished
+    (committed) when the client has lost its answer.
     """
 
-    def __init__(self, upstream_port: int, marker: bytes) -> None:
+    def __init__(self, upstream_port: int, marker: bytes, then: bytes = EXECUTE) -> None:
         self.upstream_port = upstream_port
         self.marker = marker
+        self.then = then
         self.cut = asyncio.Event()
         self._claimed = False
 
@@ -34,7 +40,7 @@ class CutAfterCommit:
                 if not self._claimed:
                     if self.marker in data:
                         saw_marker = True
-                    elif saw_marker and data[:1] == b"B":
+                    elif saw_marker and data.startswith(self.then):
                         self._claimed = True  # this connection carries the one to lose
                         executing.set()
                 server_w.write(data)
@@ -66,10 +72,10 @@ class CutAfterCommit:
 
 @asynccontextmanager
 async def cut_after_commit(
-    upstream_port: int, marker: bytes
+    upstream_port: int, marker: bytes, then: bytes = EXECUTE
 ) -> AsyncIterator[tuple[int, CutAfterCommit]]:
     """Serve a CutAfterCommit proxy on 127.0.0.1; yields its port and the proxy."""
-    proxy = CutAfterCommit(upstream_port, marker)
+    proxy = CutAfterCommit(upstream_port, marker, then)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
     try:
         yield server.sockets[0].getsockname()[1], proxy

@@ -30,10 +30,16 @@ _CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
         **_PROBLEM,
     },
     422: {
-        "description": "VALIDATION_ERROR / IDEMPOTENCY_KEY_REUSED / SETTLEMENT_REFUSED",
+        "description": "VALIDATION_ERROR / AMOUNT_ABOVE_MAXIMUM / IDEMPOTENCY_KEY_REUSED / "
+        "SETTLEMENT_REFUSED",
         **_PROBLEM,
     },
     429: {"description": "RATE_LIMITED: see Retry-After and the RateLimit headers", **_PROBLEM},
+    503: {
+        "description": "DATABASE_BUSY (nothing changed) / OUTCOME_UNKNOWN (retry with the "
+        "same Idempotency-Key)",
+        **_PROBLEM,
+    },
 }
 
 

@@ -1,7 +1,7 @@
 """pool_topups: every top-up recorded, at most once per Idempotency-Key and per reference
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01 20:30:00.000000
 
 A top-up retried after a lost answer used to fund the pool twice. Each top-up now claims its
@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -73,7 +73,10 @@ class Settings(BaseSettings):
 
     IDEMPOTENCY_KEY_TTL_HOURS: int = Field(default=24, gt=0)
     MAX_BODY_BYTES: int = 64 * 1024
-    MAX_WITHDRAWAL_AMOUNT: Decimal = Decimal("1000000000000000")
+    # Above it a withdrawal is 422 AMOUNT_ABOVE_MAXIMUM; no amount may pass 10^15 anyway.
+    MAX_WITHDRAWAL_AMOUNT: Decimal = Field(
+        default=Decimal("1000000000000000"), gt=0, le=Decimal("1000000000000000")
+    )
 
     # Bootstrap admin for `make run` (a password is generated and printed once when unset).
     ADMIN_USERNAME: str = "admin"

@@ -3,6 +3,7 @@ asyncpg's statement pool for the hot one-statement paths."""
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import asyncpg
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
+from app.errors import money_statement
 
 
 def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
@@ -90,3 +92,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+@asynccontextmanager
+async def money_transaction(session: AsyncSession) -> AsyncIterator[None]:
+    """session.begin() for work that moves money, with honest answers when COMMIT is lost.
+
+    An error before COMMIT rolls everything back (PostgreSQL aborts an open transaction whose
+    connection drops, too); a link lost during COMMIT is OutcomeUnknown: it may have committed.
+    """
+    transaction = await session.begin()
+    try:
+        yield
+    except BaseException:
+        await transaction.rollback()
+        raise
+    async with money_statement():
+        await transaction.commit()

@@ -1,6 +1,8 @@
 """Domain errors and the one place that turns any error into RFC 9457 problem+json."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -178,11 +180,13 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-# SQLSTATEs that mean "busy or unreachable", not "wrong": the statement's transaction rolled
-# back and nothing changed, so the client may retry (with the same Idempotency-Key):
-# query_canceled (statement timeout), serialization/deadlock, lock_not_available, class 53
-# (insufficient resources), class 08 (connection), 57P (shutdown).
-_TRANSIENT_SQLSTATES = ("57014", "40001", "40P01", "55P03", "53", "08", "57P")
+# SQLSTATEs after which PostgreSQL has rolled the statement back, so nothing changed and the
+# client may simply retry: query_canceled (statement timeout), serialization failure,
+# deadlock, lock_not_available, and class 53 (insufficient resources, e.g. too many clients).
+_ROLLED_BACK_SQLSTATES = ("57014", "40001", "40P01", "55P03", "53")
+# SQLSTATEs that mean the connection went away (class 08) or the server is shutting down
+# (57P01-57P03): a statement already sent may or may not have committed.
+_LINK_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
 # Errors of the asyncpg statement pool (app.db) that the error handler answers, like
@@ -190,20 +194,83 @@ _TRANSIENT_SQLSTATES = ("57014", "40001", "40P01", "55P03", "53", "08", "57P")
 DATABASE_ERRORS = (sa_exc.SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
-def is_transient_database_error(exc: BaseException) -> bool:
-    if isinstance(exc, sa_exc.TimeoutError | sa_exc.InterfaceError):  # pool wait, lost link
-        return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        exc = exc.orig or exc
-    if isinstance(exc, asyncpg.InterfaceError):  # e.g. the connection was lost mid-statement
-        return True
+class DatabaseBusy(ServiceUnavailable):
+    """The database refused or rolled back the work: nothing changed, a retry is safe."""
+
+    code, title = "DATABASE_BUSY", "Database busy"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "1"})
+        super().__init__(
+            detail or "The database did not answer in time; nothing was changed. Retry shortly.",
+            **kwargs,
+        )
+
+
+class OutcomeUnknown(ServiceUnavailable):
+    """The link to the database broke after a money statement was sent: it may have committed."""
+
+    code, title = "OUTCOME_UNKNOWN", "Outcome unknown"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "1"})
+        super().__init__(
+            detail
+            or "The connection to the database was lost after this request was sent, so it may "
+            "or may not have taken effect. Retry with the same Idempotency-Key to learn the "
+            "outcome; the retry never repeats what was done.",
+            **kwargs,
+        )
+
+
+def _sqlstate(exc: BaseException) -> str | None:
     # asyncpg's errors, raw or wrapped by SQLAlchemy's adapter, carry the SQLSTATE.
     state = getattr(exc, "sqlstate", None)
-    if isinstance(state, str):
-        return state.startswith(_TRANSIENT_SQLSTATES)
-    return isinstance(exc, ConnectionError | TimeoutError)
+    return state if isinstance(state, str) else None
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
+        return exc.orig
+    return exc
+
+
+def is_link_lost(exc: BaseException) -> bool:
+    """The connection broke or the server shut down: work already sent has an unknown outcome."""
+    if isinstance(exc, sa_exc.InterfaceError) or (
+        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    ):
+        return True
+    exc = _unwrap(exc)
+    state = _sqlstate(exc)
+    if state is not None:
+        return state.startswith(_LINK_LOST_SQLSTATES)
+    return isinstance(exc, asyncpg.InterfaceError | OSError)
+
+
+def is_transient_database_error(exc: BaseException) -> bool:
+    """Busy or unreachable, not wrong: 503 rather than 500 (see is_link_lost for which 503)."""
+    if isinstance(exc, sa_exc.TimeoutError) or is_link_lost(exc):  # pool wait, lost link
+        return True
+    state = _sqlstate(_unwrap(exc))
+    if state is not None:
+        return state.startswith(_ROLLED_BACK_SQLSTATES)
+    return isinstance(_unwrap(exc), TimeoutError)
+
+
+@asynccontextmanager
+async def money_statement() -> AsyncIterator[None]:
+    """Around a statement that moves money once sent: a lost link is OutcomeUnknown.
+
+    Acquire the connection before entering, so that a refused connection (nothing sent) stays
+    an ordinary "nothing changed" error.
+    """
+    try:
+        yield
+    except (*DATABASE_ERRORS, OSError) as exc:
+        if is_link_lost(exc):
+            raise OutcomeUnknown() from exc
+        raise
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -214,14 +281,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         type(exc).__name__,
         extra={"request_id": getattr(request.state, "request_id", None)},
     )
-    return problem_response(
-        request,
-        status=503,
-        code="DATABASE_BUSY",
-        title="Database busy",
-        detail="The database did not answer in time; nothing was changed. Retry shortly.",
-        headers={"Retry-After": "1"},
-    )
+    return await _app_error(request, DatabaseBusy())
 
 
 def install_error_handlers(app: FastAPI) -> None:

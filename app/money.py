@@ -8,6 +8,8 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal(10) ** 15
+# The largest NUMERIC(18, 2), every money column's type: no balance may ever exceed it.
+COLUMN_MAX = Decimal("9999999999999999.99")
 # Plain digits with an optional 1-2 digit fraction: no sign, exponent, spaces or separators.
 _AMOUNT_TEXT = re.compile(r"^[0-9]{1,16}(\.[0-9]{1,2})?$")
 
@@ -20,7 +22,10 @@ def parse_amount(value: Any) -> Decimal:
         # repr() is the shortest text that round-trips, i.e. what the client wrote.
         text = repr(value)
     elif isinstance(value, Decimal):
-        text = format(value, "f") if value.is_finite() else "nan"
+        # A JSON number decoded exactly (app.jsonbody); the exponent is checked before
+        # printing it in full, so 1e999999999 costs nothing.
+        exact = value.is_finite() and -2 <= int(value.as_tuple().exponent) and value.adjusted() < 16
+        text = format(value, "f") if exact else "nan"
     else:
         text = str(value)
     if not _AMOUNT_TEXT.match(text):

@@ -10,6 +10,8 @@ from app.idempotency import repository as idempotency_keys
 from app.withdrawals.payout import attempt_payout, backoff_s
 from app.withdrawals.queue import sweep
 
+PURGE_BATCH = 10_000
+
 
 async def pay_withdrawal(ctx: dict[str, Any], withdrawal_id: str) -> str:
     """Pay one queued withdrawal; an unknown outcome retries with backoff, then waits for
@@ -33,9 +35,17 @@ async def sweep_open_withdrawals(ctx: dict[str, Any]) -> int:
     return await sweep(ctx["db_pool"], ctx["redis"], older_than=older_than)
 
 
-async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
-    """Forget completed idempotency keys older than their retention (24 h by default)."""
+async def purge_idempotency_keys(ctx: dict[str, Any], batch: int = PURGE_BATCH) -> int:
+    """Forget the keys of final work older than their retention (24 h by default).
+
+    One short transaction per batch, so a large backlog never meets the statement timeout.
+    """
     hours = ctx["settings"].IDEMPOTENCY_KEY_TTL_HOURS
     cutoff = datetime.now(UTC) - timedelta(hours=hours)
-    async with ctx["sessionmaker"]() as session, session.begin():
-        return await idempotency_keys.delete_created_before(session, cutoff=cutoff)
+    purged = 0
+    while True:
+        async with ctx["sessionmaker"]() as session, session.begin():
+            deleted = await idempotency_keys.delete_final_batch(session, cutoff=cutoff, batch=batch)
+        purged += deleted
+        if deleted < batch:
+            return purged

@@ -12,8 +12,9 @@ from app.auth.errors import InvalidCredentials, InvalidToken
 from app.auth.schemas import AccessOut, RefreshIn, RegisterIn, RegisterOut, TokenIn, TokenOut
 from app.auth.tokens import issue_token, read_token
 from app.db import SessionDep
+from app.jsonbody import ExactJSONRoute
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=ExactJSONRoute)
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _TOKEN_BODY_DOC: dict[str, Any] = {

@@ -3,10 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
-from uuid import UUID
 
-import asyncpg
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import IdempotencyKey
@@ -32,30 +30,29 @@ async def get(session: AsyncSession, *, merchant_id: int, key: str) -> StoredKey
     return StoredKey(*row) if row else None
 
 
-_STORE_PENDING_ANSWER = (
-    "UPDATE idempotency_keys SET response_status = $3, response_body = $4, "
-    "completed_at = now(), withdrawal_id = $5 "
-    "WHERE merchant_id = $1 AND key = $2 AND response_status IS NULL"
+# Keys of final work only: a stored answer and either no withdrawal (a final refusal) or a
+# withdrawal that is SUCCESS or FAILED. A claim in flight or a 202 whose withdrawal is still
+# open stays, so its replays keep learning the withdrawal. created_at <= completed_at, so the
+# first condition only lets the created_at index narrow the scan.
+_DELETE_FINAL_BATCH = text(
+    """
+DELETE FROM idempotency_keys k
+ USING (
+    SELECT k2.merchant_id, k2.key
+      FROM idempotency_keys k2
+      LEFT JOIN withdrawals w ON w.id = k2.withdrawal_id
+     WHERE k2.created_at < :cutoff AND k2.completed_at < :cutoff
+       AND k2.response_status IS NOT NULL
+       AND (k2.withdrawal_id IS NULL OR w.status IN ('SUCCESS', 'FAILED'))
+     LIMIT :batch
+       FOR UPDATE OF k2 SKIP LOCKED
+ ) expired
+ WHERE k.merchant_id = expired.merchant_id AND k.key = expired.key
+"""
 )
 
 
-async def store_pending_answer(
-    db: asyncpg.Pool,
-    *,
-    merchant_id: int,
-    key: str,
-    status: int,
-    body: dict[str, Any],
-    withdrawal_id: UUID,
-) -> None:
-    """Record a provisional answer (202) for replays of this key, one statement on the
-    statement pool; never over a final answer the reconciler may already have written."""
-    await db.execute(_STORE_PENDING_ANSWER, merchant_id, key, status, body, withdrawal_id)
-
-
-async def delete_created_before(session: AsyncSession, *, cutoff: datetime) -> int:
-    """Drop keys past their retention; only completed keys go, a claim in flight stays."""
-    result = await session.execute(
-        delete(_keys).where(_keys.c.created_at < cutoff, _keys.c.completed_at.is_not(None))
-    )
+async def delete_final_batch(session: AsyncSession, *, cutoff: datetime, batch: int) -> int:
+    """Drop up to `batch` keys of final work whose retention ended before `cutoff`."""
+    result = await session.execute(_DELETE_FINAL_BATCH, {"cutoff": cutoff, "batch": batch})
     return int(result.rowcount)  # type: ignore[attr-defined]

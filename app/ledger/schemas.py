@@ -3,8 +3,9 @@
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from app.money import Amount, MoneyOut
 
@@ -13,6 +14,7 @@ from app.money import Amount, MoneyOut
 class TopUpResult:
     tx_id: uuid.UUID
     pool_available: Decimal
+    replayed: bool = False  # the answer of an earlier top-up with the same Idempotency-Key
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,8 @@ class TopUpIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: Amount
+    # The funding transfer's id: one top-up per reference, ever.
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
 
 
 class TopUpOut(BaseModel):

@@ -5,11 +5,12 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.idempotency.service import IdempotencyKeyReused, fingerprint
 from app.ledger import repository
-from app.ledger.errors import InvalidAmount
+from app.ledger.errors import InvalidAmount, PoolLimitExceeded, TopUpReferenceUsed
 from app.ledger.schemas import PoolSummary, TopUpResult
 from app.models import LedgerAccount, LedgerKind
-from app.money import parse_amount
+from app.money import COLUMN_MAX, format_amount, parse_amount
 
 # Which way each step of a withdrawal moves money (ARCHITECTURE section 3): (from, to). The
 # money path writes these inside PostgreSQL (alembic/versions/0004); a test of the migrated
@@ -43,8 +44,15 @@ async def record_withdrawal_move(
     )
 
 
-async def top_up_pool(session: AsyncSession, *, amount: Decimal) -> TopUpResult:
-    """Move outside money into the pool (FUNDING -> POOL) in the caller's transaction."""
+async def top_up_pool(
+    session: AsyncSession,
+    *,
+    amount: Decimal,
+    key: str | None = None,
+    reference: str | None = None,
+) -> TopUpResult:
+    """Move outside money into the pool (FUNDING -> POOL) in the caller's transaction, at
+    most once per Idempotency-Key and per reference: a repeated key replays its answer."""
     # The API validates amounts too; this guards callers that bypass it (CLI, jobs, tests),
     # because NUMERIC(18, 2) would otherwise round 0.001 to a zero entry or reject it late.
     if not amount.is_finite() or amount <= 0:
@@ -53,7 +61,16 @@ async def top_up_pool(session: AsyncSession, *, amount: Decimal) -> TopUpResult:
         amount = parse_amount(amount)
     except ValueError as exc:
         raise InvalidAmount(str(exc)) from None
+    request_hash = fingerprint({"amount": format_amount(amount), "reference": reference})
     tx_id = uuid.uuid4()
+    # Lock 1: the top-up's own row (its key and reference), then the ledger, the pool last.
+    claimed = await repository.claim_top_up(
+        session, tx_id=tx_id, amount=amount, key=key, request_hash=request_hash, reference=reference
+    )
+    if not claimed:
+        return await _earlier_top_up(
+            session, key=key, reference=reference, request_hash=request_hash
+        )
     await repository.insert_transfer(
         session,
         tx_id=tx_id,
@@ -64,7 +81,38 @@ async def top_up_pool(session: AsyncSession, *, amount: Decimal) -> TopUpResult:
     )
     # The pool row last: its lock serialises every reservation, so hold it only until commit.
     available = await repository.add_to_pool(session, amount=amount)
+    # Under the pool row's lock no reservation or release moves money between the pool and
+    # in flight, and a release returns in-flight money to the pool: the two together must fit
+    # in NUMERIC(18, 2), or a later release could not be booked.
+    if available is None or available + await repository.in_flight_total(session) > COLUMN_MAX:
+        raise PoolLimitExceeded(
+            f"the pool and the money in flight may hold at most {format_amount(COLUMN_MAX)}"
+        )
+    await repository.store_top_up_answer(session, tx_id=tx_id, pool_available=available)
     return TopUpResult(tx_id=tx_id, pool_available=available)
+
+
+async def _earlier_top_up(
+    session: AsyncSession, *, key: str | None, reference: str | None, request_hash: str
+) -> TopUpResult:
+    """The key or reference belongs to a committed top-up: replay it, or refuse."""
+    earlier = await repository.find_top_up(session, key=key) if key is not None else None
+    if earlier is not None:
+        if earlier.request_hash != request_hash:
+            raise IdempotencyKeyReused(
+                "this key was used with a different top-up", extra={"tx_id": str(earlier.tx_id)}
+            )
+        assert earlier.pool_available is not None  # stored in the transaction that claimed it
+        return TopUpResult(
+            tx_id=earlier.tx_id, pool_available=earlier.pool_available, replayed=True
+        )
+    earlier = await repository.find_top_up(session, reference=reference)
+    if earlier is None:  # pragma: no cover - the conflicting claim committed before we looked
+        raise RuntimeError("a top-up claim conflicted with a row that is gone")
+    raise TopUpReferenceUsed(
+        f"reference {reference!r} already funded top-up {earlier.tx_id}",
+        extra={"tx_id": str(earlier.tx_id)},
+    )
 
 
 async def pool_summary(session: AsyncSession) -> PoolSummary:

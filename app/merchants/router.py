@@ -5,14 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from app.auth.deps import AdminUser, CurrentMerchant
-from app.db import SessionDep
+from app.db import SessionDep, money_transaction
+from app.jsonbody import ExactJSONRoute
 from app.merchants import service
 from app.merchants.schemas import ApproveIn, MeOut, MerchantOut, MerchantPage
 from app.models import MerchantStatus
 from app.pagination import Cursor, Limit
 
-router = APIRouter(prefix="/api/v1", tags=["merchants"])
-admin_router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1", tags=["merchants"], route_class=ExactJSONRoute)
+admin_router = APIRouter(prefix="/api/v1/admin", tags=["admin"], route_class=ExactJSONRoute)
 
 MerchantId = Annotated[int, Path(gt=0, lt=2**63)]
 
@@ -30,8 +31,8 @@ async def approve(body: ApproveIn, _admin: AdminUser, session: SessionDep) -> Me
     The limit can never go below what is utilized (409). A suspended merchant's limit changes
     but it stays suspended until reactivated.
     """
-    await service.approve(session, merchant_id=body.merchant_id, credit_limit=body.credit_limit)
-    await session.commit()
+    async with money_transaction(session):
+        await service.approve(session, merchant_id=body.merchant_id, credit_limit=body.credit_limit)
     return MerchantOut.from_row(await service.get_merchant(session, merchant_id=body.merchant_id))
 
 

@@ -8,6 +8,7 @@ from app.models.money import (
     LedgerAccount,
     LedgerEntry,
     LedgerKind,
+    PoolTopUp,
     Withdrawal,
     WithdrawalStatus,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "MerchantCredit",
     "MerchantStatus",
     "PayoutStatus",
+    "PoolTopUp",
     "SettlementPayout",
     "User",
     "WalletAccount",

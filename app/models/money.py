@@ -113,3 +113,22 @@ class LedgerEntry(Base):
         ForeignKey("withdrawals.id"), index=True
     )
     created_at: Mapped[CreatedAt]
+
+
+class PoolTopUp(Base):
+    """One top-up of the pool (its ledger transaction is tx_id), with what answers its replays.
+
+    An Idempotency-Key or a funding reference makes it at most once: both are unique.
+    """
+
+    __tablename__ = "pool_topups"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    tx_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    amount: Mapped[Money]
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # The pool's available amount right after this top-up: the answer its key replays.
+    pool_available: Mapped[Money | None]
+    created_at: Mapped[CreatedAt]

@@ -9,6 +9,10 @@ class InsufficientPool(AppError):
     status, code, title = 409, "INSUFFICIENT_POOL", "Insufficient pool funds"
 
 
+class AmountAboveMaximum(AppError):
+    status, code, title = 422, "AMOUNT_ABOVE_MAXIMUM", "Amount above the maximum"
+
+
 class SettlementRefused(AppError):
     status, code, title = 422, "SETTLEMENT_REFUSED", "Payout refused by the bank"
 

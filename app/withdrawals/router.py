@@ -10,13 +10,14 @@ from app.auth.deps import CurrentMerchant
 from app.db import SessionDep
 from app.errors import PROBLEM_JSON
 from app.idempotency.service import require_key
+from app.jsonbody import ExactJSONRoute
 from app.models import WithdrawalStatus
 from app.pagination import Cursor, Limit
 from app.ratelimit.deps import WithdrawingMerchant
 from app.withdrawals import listing, service
 from app.withdrawals.schemas import WithdrawalIn, WithdrawalOut, WithdrawalPage
 
-router = APIRouter(prefix="/api/v1/withdrawals", tags=["withdrawals"])
+router = APIRouter(prefix="/api/v1/withdrawals", tags=["withdrawals"], route_class=ExactJSONRoute)
 
 _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 _CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -29,10 +30,16 @@ _CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
         **_PROBLEM,
     },
     422: {
-        "description": "VALIDATION_ERROR / IDEMPOTENCY_KEY_REUSED / SETTLEMENT_REFUSED",
+        "description": "VALIDATION_ERROR / AMOUNT_ABOVE_MAXIMUM / IDEMPOTENCY_KEY_REUSED / "
+        "SETTLEMENT_REFUSED",
         **_PROBLEM,
     },
     429: {"description": "RATE_LIMITED: see Retry-After and the RateLimit headers", **_PROBLEM},
+    503: {
+        "description": "DATABASE_BUSY (nothing changed) / OUTCOME_UNKNOWN (retry with the "
+        "same Idempotency-Key)",
+        **_PROBLEM,
+    },
 }
 
 

@@ -16,15 +16,21 @@ from arq.connections import ArqRedis
 
 from app.config import Settings
 from app.errors import DATABASE_ERRORS, AppError, is_transient_database_error
-from app.idempotency import repository as idempotency_keys
 from app.idempotency.repository import StoredKey
-from app.idempotency.service import IdempotencyKeyReused, Replay, fingerprint, replay_or_raise
+from app.idempotency.service import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    Replay,
+    fingerprint,
+    replay_or_raise,
+)
 from app.merchants.errors import MerchantNotApproved
 from app.models import WithdrawalStatus
 from app.money import format_amount
 from app.observability.events import money_event
 from app.withdrawals import settlement_client, statements
 from app.withdrawals.errors import (
+    AmountAboveMaximum,
     InsufficientMerchantCredit,
     InsufficientPool,
     SettlementRefused,
@@ -101,12 +107,9 @@ async def reserve(
     outcomes, already stored on the key when this returns.
     """
     withdrawal_id = uuid.uuid4()
-    # Async mode answers 202 at once; the key stores that answer in the same transaction.
-    pending = (
-        pending_body(withdrawal_id, initial_status)
-        if initial_status == WithdrawalStatus.QUEUED
-        else None
-    )
+    # The key stores the 202 in the same transaction, in both modes: until transaction 2 (or
+    # after a crash before it) a replay learns the withdrawal id instead of "in use".
+    pending = pending_body(withdrawal_id, initial_status)
     # Key, merchant line, writes, pool row last (alembic/versions/0003).
     result = await statements.reserve(
         db,
@@ -139,7 +142,7 @@ async def reserve(
         )
     if result.outcome == "WITHDRAWAL_EXISTS":
         # The key's retention ended but a withdrawal still carries it: never a second one.
-        raise IdempotencyKeyReused("this key already belongs to an earlier withdrawal")
+        return await _replay_withdrawal(db, merchant_id=merchant_id, key=key, amount=amount)
     if result.outcome == "INSUFFICIENT_POOL":
         # The reservation's writes were undone; the key already holds this final outcome.
         return InsufficientPool(_POOL_SHORT)
@@ -147,6 +150,22 @@ async def reserve(
         raise RuntimeError(f"creditpool_reserve() answered {result.outcome!r}")
     money_event("reserved", result.withdrawal)
     return result.withdrawal
+
+
+async def _replay_withdrawal(
+    db: asyncpg.Pool, *, merchant_id: int, key: str, amount: Decimal
+) -> Replay:
+    """A key past its retention: the withdrawal that carries it answers for it."""
+    withdrawal = await statements.by_key(db, merchant_id=merchant_id, key=key)
+    if withdrawal is None:  # pragma: no cover - the function saw it under the key's lock
+        raise IdempotencyKeyInUse("the first request with this key has just ended; retry")
+    if withdrawal.amount != amount:
+        raise IdempotencyKeyReused(
+            f"this key belongs to withdrawal {withdrawal.id} of another amount",
+            extra={"withdrawal_id": str(withdrawal.id)},
+        )
+    answer = answer_for(withdrawal)
+    return Replay(status=answer.status, body=answer.body)
 
 
 async def apply_settlement_answer(
@@ -173,18 +192,8 @@ async def apply_settlement_answer(
             failure_code=answer.failure_code or "REFUSED",
         )
     else:
-        # Outcome unknown: the money stays reserved and replays of the key now learn the
-        # withdrawal id (until then they were told the first request is still running).
-        pending = answer_for(withdrawal)
-        await idempotency_keys.store_pending_answer(
-            db,
-            merchant_id=withdrawal.merchant_id,
-            key=withdrawal.idempotency_key,
-            status=pending.status,
-            body=pending.body,
-            withdrawal_id=withdrawal.id,
-        )
-        return pending
+        # Outcome unknown: the money stays reserved; the key already holds this 202.
+        return answer_for(withdrawal)
     intended = answer_for(final)  # stored on the key in the same statement
     done = await statements.finish(
         db,
@@ -221,6 +230,12 @@ async def create_withdrawal(
     settlement call. Sync and async differ only in who makes that call: this request, or a
     worker.
     """
+    if amount > settings.MAX_WITHDRAWAL_AMOUNT:
+        # Refused before transaction 1: nothing is stored on the key.
+        raise AmountAboveMaximum(
+            f"a withdrawal may be at most {format_amount(settings.MAX_WITHDRAWAL_AMOUNT)}",
+            extra={"max_amount": format_amount(settings.MAX_WITHDRAWAL_AMOUNT)},
+        )
     queued = settings.ASYNC_SETTLEMENT
     request_hash = fingerprint({"amount": format_amount(amount)})
     reserved = await reserve(

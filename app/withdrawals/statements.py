@@ -13,6 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
+from app.errors import money_statement
 from app.models import WithdrawalStatus
 from app.withdrawals.repository import WithdrawalRow
 
@@ -26,6 +27,13 @@ UPDATE withdrawals SET status = 'PROCESSING', attempts = attempts + 1, updated_a
 RETURNING id, merchant_id, account_id, amount, bank_account, status, idempotency_key,
           bank_reference, failure_code, reserve_tx_id, final_tx_id, attempts, created_at,
           updated_at
+"""
+_BY_KEY = """
+SELECT id, merchant_id, account_id, amount, bank_account, status, idempotency_key,
+       bank_reference, failure_code, reserve_tx_id, final_tx_id, attempts, created_at,
+       updated_at
+  FROM withdrawals
+ WHERE merchant_id = $1 AND idempotency_key = $2
 """
 _OPEN_OLDER_THAN = """
 SELECT id, merchant_id, account_id, amount, bank_account, status, idempotency_key,
@@ -68,20 +76,24 @@ async def reserve(
     credit_refusal_body: dict[str, Any],
     pool_refusal_body: dict[str, Any],
 ) -> Reservation:
-    """Transaction 1; every outcome is complete (committed) when this returns."""
-    record = await db.fetchrow(
-        _RESERVE,
-        merchant_id,
-        key,
-        request_hash,
-        amount,
-        status,
-        withdrawal_id,
-        reserve_tx_id,
-        pending_body,
-        credit_refusal_body,
-        pool_refusal_body,
-    )
+    """Transaction 1; every outcome is complete (committed) when this returns.
+
+    A connection lost once the statement is sent raises OutcomeUnknown: it may have committed.
+    """
+    async with db.acquire() as conn, money_statement():
+        record = await conn.fetchrow(
+            _RESERVE,
+            merchant_id,
+            key,
+            request_hash,
+            amount,
+            status,
+            withdrawal_id,
+            reserve_tx_id,
+            pending_body,
+            credit_refusal_body,
+            pool_refusal_body,
+        )
     assert record is not None
     outcome = record["outcome"]
     return Reservation(
@@ -141,3 +153,9 @@ async def start_processing(db: asyncpg.Pool, *, withdrawal_id: UUID) -> Withdraw
 async def open_older_than(db: asyncpg.Pool, *, cutoff: datetime, limit: int) -> list[WithdrawalRow]:
     """Open withdrawals untouched since `cutoff`, oldest first: the reconciler's work list."""
     return [_row(record) for record in await db.fetch(_OPEN_OLDER_THAN, cutoff, limit)]
+
+
+async def by_key(db: asyncpg.Pool, *, merchant_id: int, key: str) -> WithdrawalRow | None:
+    """The withdrawal a merchant made with this idempotency key, if any."""
+    record = await db.fetchrow(_BY_KEY, merchant_id, key)
+    return _row(record) if record else None

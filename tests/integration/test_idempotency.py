@@ -1,4 +1,5 @@
-"""Idempotency-Key: per merchant, replayed, refused for another body, 409 while in flight."""
+"""Idempotency-Key: per merchant, replayed, refused for another body, 202 with the withdrawal
+id while its payout is in flight."""
 
 import asyncio
 from collections import Counter
@@ -8,7 +9,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config import Settings
+from app.main import create_app
 from app.models import IdempotencyKey, Withdrawal
+from app.settlement.main import create_app as create_settlement_app
+from tests.conftest import _client_for
 from tests.support.api import admin_token, approved_merchant, bearer
 from tests.support.money import (
     assert_books_balance,
@@ -17,6 +22,7 @@ from tests.support.money import (
     top_up,
     withdraw,
 )
+from tests.support.servers import serve
 
 
 @pytest.fixture
@@ -78,11 +84,41 @@ async def test_twenty_concurrent_requests_with_one_key_pay_once(
         for r in responses
     )
     assert outcomes[200] == 1, outcomes
-    assert set(outcomes) <= {200, "replay", "IDEMPOTENCY_KEY_IN_USE"}, outcomes
+    # The key holds the 202 from transaction 1 on: the others replay it or the final 200.
+    assert set(outcomes) <= {200, "replay"}, outcomes
     assert await count_rows(sessionmaker, Withdrawal) == 1
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
     ids = {r.json()["withdrawal_id"] for r in responses if r.status_code == 200}
     assert len(ids) == 1
+    await assert_books_balance(sessionmaker)
+
+
+async def test_replay_while_the_payout_is_in_flight_learns_the_withdrawal_id(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clean_db: None
+) -> None:
+    # Transaction 1 committed, transaction 2 not yet (as after a crash between them): the
+    # key answers 202 with the withdrawal id, in sync mode too, instead of 409 in use.
+    slow_bank = settings.model_copy(update={"BANK_LATENCY_MS": 1000})
+    async with serve(create_settlement_app(slow_bank)) as slow_settlement:
+        slow = settings.model_copy(
+            update={"SETTLEMENT_URL": f"{slow_settlement}/api/settlement/withdraw"}
+        )
+        async for api in _client_for(create_app(slow), "http://api.test"):
+            admin = await admin_token(api, sessionmaker)
+            await top_up(api, admin, "100.00")
+            _, merchant = await approved_merchant(api, admin)
+            first = asyncio.create_task(withdraw(api, merchant, "4.00", key="in-flight"))
+            for _ in range(500):  # until transaction 1 has committed
+                if await count_rows(sessionmaker, Withdrawal):
+                    break
+                await asyncio.sleep(0.01)
+            replay = await withdraw(api, merchant, "4.00", key="in-flight")
+            paid = await first
+    assert replay.status_code == 202, replay.text
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == {"withdrawal_id": paid.json()["withdrawal_id"], "status": "PROCESSING"}
+    assert paid.status_code == 200
+    assert await bank_transfers(sessionmaker) == {"PAID": 1}
     await assert_books_balance(sessionmaker)
 
 

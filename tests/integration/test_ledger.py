@@ -138,8 +138,10 @@ async def test_a_transfer_is_one_insert_statement(engine: AsyncEngine, sessionma
         event.remove(engine.sync_engine, "before_cursor_execute", record)
 
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
-    assert len(inserts) == 1
-    assert "ledger_entries" in inserts[0]
+    # The top-up's own row (its key and reference), then both ledger entries in one INSERT.
+    assert len(inserts) == 2
+    assert "pool_topups" in inserts[0]
+    assert "ledger_entries" in inserts[1]
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(LedgerEntry)) == 2
 

@@ -73,3 +73,32 @@ def test_json_numbers_are_read_as_written() -> None:
     assert Body.model_validate_json('{"amount": 19.99}').amount == Decimal("19.99")
     with pytest.raises(ValidationError):
         Body.model_validate_json('{"amount": 1e400}')
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (Decimal("90071992547409.99"), "90071992547409.99"),
+        (Decimal("10.5"), "10.50"),
+        (Decimal("1E+2"), "100.00"),
+        (Decimal("1000000000000000"), "1000000000000000.00"),
+    ],
+)
+def test_exactly_decoded_json_numbers_keep_every_digit(raw: Decimal, expected: str) -> None:
+    assert Body.model_validate({"amount": raw}).amount == Decimal(expected)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        Decimal("1.001"),
+        Decimal("10.500"),
+        Decimal("1E+999999999"),
+        Decimal("1E-999999999"),
+        Decimal("Infinity"),
+        Decimal("1000000000000000.01"),
+    ],
+)
+def test_exactly_decoded_json_numbers_out_of_shape_are_refused(raw: Decimal) -> None:
+    with pytest.raises(ValidationError):
+        Body.model_validate({"amount": raw})

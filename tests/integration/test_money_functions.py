@@ -10,6 +10,7 @@ rows the waiting function already holds.
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +43,18 @@ async def merchant(sessionmaker: async_sessionmaker[AsyncSession]) -> MerchantRe
         return await create_merchant(session, credit_limit=Decimal("50.00"))
 
 
+class _Pinned:
+    """A pool stand-in that always lends one connection: reserve() acquires its own, and
+    these tests choose which connection (and so which session settings) it runs on."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        yield self._conn
+
+
 async def _reserve(db: Any, merchant: MerchantRecord, **changes: Any) -> statements.Reservation:
     arguments: dict[str, Any] = {
         "merchant_id": merchant.id,
@@ -55,6 +68,8 @@ async def _reserve(db: Any, merchant: MerchantRecord, **changes: Any) -> stateme
         "credit_refusal_body": {"code": "INSUFFICIENT_MERCHANT_CREDIT"},
         "pool_refusal_body": {"code": "INSUFFICIENT_POOL"},
     }
+    if not isinstance(db, asyncpg.Pool):
+        db = _Pinned(db)
     return await statements.reserve(db, **(arguments | changes))
 
 

@@ -2,7 +2,14 @@
 
 from app.models.base import Base
 from app.models.idempotency import IdempotencyKey
-from app.models.identity import Merchant, MerchantCredit, MerchantStatus, User, WalletAccount
+from app.models.identity import (
+    Merchant,
+    MerchantCredit,
+    MerchantStatus,
+    RefreshFamily,
+    User,
+    WalletAccount,
+)
 from app.models.money import (
     CreditPool,
     LedgerAccount,
@@ -26,6 +33,7 @@ __all__ = [
     "MerchantCredit",
     "MerchantStatus",
     "PayoutStatus",
+    "RefreshFamily",
     "SettlementPayout",
     "User",
     "WalletAccount",

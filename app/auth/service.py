@@ -1,6 +1,5 @@
 """Registration, login and refresh-token rotation."""
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,7 +15,7 @@ from app.auth.errors import (
     RefreshTokenReused,
     UsernameTaken,
 )
-from app.auth.passwords import DUMMY_HASH, hash_password, verify_password
+from app.auth.passwords import DUMMY_HASH, hash_password_off_loop, verify_password_off_loop
 from app.auth.tokens import IssuedToken, issue_token, read_token
 from app.config import Settings
 from app.models import Merchant, MerchantStatus, User
@@ -42,8 +41,7 @@ async def register_merchant(
         raise PasswordTooShort(
             f"password must be at least {settings.password_min_length} characters"
         )
-    # argon2 is slow on purpose: in a thread, so the event loop serves other requests meanwhile.
-    password_hash = await asyncio.to_thread(hash_password, password)
+    password_hash = await hash_password_off_loop(password)
     user = User(username=username, password_hash=password_hash, is_admin=False)
     merchant = Merchant(
         status=MerchantStatus.PENDING_APPROVAL,
@@ -66,11 +64,8 @@ async def register_merchant(
 async def authenticate(session: AsyncSession, *, username: str, password: str) -> User:
     """The user with these credentials; a wrong password and an unknown user fail alike."""
     user = await repository.get_user_by_username(session, username=username)
-    # Verify against a dummy hash for unknown users so both cases cost the same time; in a
-    # thread, so a flood of logins cannot stall the event loop (and the withdrawals on it).
-    valid = await asyncio.to_thread(
-        verify_password, password, user.password_hash if user else DUMMY_HASH
-    )
+    # Verify against a dummy hash for unknown users so both cases cost the same time.
+    valid = await verify_password_off_loop(password, user.password_hash if user else DUMMY_HASH)
     if user is None or not valid:
         raise InvalidCredentials()
     return user
@@ -123,7 +118,7 @@ async def rotate_refresh_token(
 
 async def set_password(session: AsyncSession, *, user: User, password: str) -> None:
     """A new password; every token issued before it stops working."""
-    user.password_hash = await asyncio.to_thread(hash_password, password)
+    user.password_hash = await hash_password_off_loop(password)
     await session.flush()
     await revoke_tokens(session, user_id=user.id)
 

@@ -13,7 +13,8 @@ JSON = {"content-type": "application/json"}
 
 
 def _dev_settings(settings: Settings) -> Settings:
-    """What `make run` runs with: ENVIRONMENT=dev and nothing else chosen."""
+    """What `make run` runs with: ENVIRONMENT=dev and nothing else chosen (the admin's
+    password stands in for the one `make run` prints)."""
     return Settings(
         ENVIRONMENT="dev",
         DATABASE_URL=settings.DATABASE_URL,
@@ -27,18 +28,11 @@ def _dev_settings(settings: Settings) -> Settings:
 async def test_the_seed_walkthrough_works_verbatim_in_dev_mode(
     settings: Settings, clean_db: None, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
+    """README "Walkthrough", request by request, in its order."""
     dev = _dev_settings(settings)
     await bootstrap_admin(dev)  # as `make run` does before serving
     async with core_api(dev) as running:
         api = running.client
-        admin_login = await api.post(
-            "/api/v1/auth/token",
-            content='{"username": "admin", "password": "admin-password"}',
-            headers=JSON,
-        )
-        assert admin_login.status_code == 200, admin_login.text
-        admin = {"Authorization": f"Bearer {admin_login.json()['access']}"}
-
         registered = await api.post(
             "/api/v1/auth/register",
             content='{"username": "m1", "password": "p", "requested_credit": "1000.00", '
@@ -48,6 +42,14 @@ async def test_the_seed_walkthrough_works_verbatim_in_dev_mode(
         assert registered.status_code == 201, registered.text
         assert registered.json()["status"] == "PENDING_APPROVAL"
         merchant_id = registered.json()["merchant_id"]
+
+        admin_login = await api.post(
+            "/api/v1/auth/token",
+            content='{"username": "admin", "password": "admin-password"}',
+            headers=JSON,
+        )
+        assert admin_login.status_code == 200, admin_login.text
+        admin = {"Authorization": f"Bearer {admin_login.json()['access']}"}
 
         approved = await api.post(
             "/api/v1/admin/approve",

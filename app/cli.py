@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -12,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import migrations
 from app.audit.service import run_audit
-from app.auth.admins import ensure_admin
-from app.config import get_settings
+from app.auth.admins import AdminRefused, create_admin, promote_to_admin
+from app.config import DEV_ENV_FILE, DEV_ENV_FLAG, get_settings
 from app.db import create_engine, create_sessionmaker, create_statement_pool
 from app.money import format_amount, parse_amount
 from app.redis import create_redis
@@ -46,25 +47,46 @@ def _run_with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     return _run_with_sessionmaker(with_session)
 
 
-async def _create_admin(session: AsyncSession, username: str, password: str | None) -> bool:
+async def _create_admin(
+    session: AsyncSession, username: str, password: str | None, *, promote: bool
+) -> None:
     async with session.begin():
-        return await ensure_admin(session, username=username, password=password)
+        if promote:
+            await promote_to_admin(session, username=username, password=password)
+        elif password is None:
+            raise AdminRefused("a password is required (--password, or type it at the prompt)")
+        else:
+            await create_admin(session, username=username, password=password)
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
     password = args.password
     if password is None and sys.stdin.isatty():
         password = getpass.getpass("Password for the admin: ")
-    if password is not None and len(password) < get_settings().PASSWORD_MIN_LENGTH:
-        print(f"password must be at least {get_settings().PASSWORD_MIN_LENGTH} characters")
+    minimum = get_settings().password_min_length
+    if password is not None and len(password) < minimum:
+        print(f"password must be at least {minimum} characters")
         return 2
     try:
-        created = _run_with_session(lambda s: _create_admin(s, args.username, password))
-    except ValueError as exc:
+        _run_with_session(lambda s: _create_admin(s, args.username, password, promote=args.promote))
+    except AdminRefused as exc:
         print(exc)
         return 2
-    print(f"admin {args.username!r} {'created' if created else 'updated'}")
+    print(f"admin {args.username!r} {'promoted' if args.promote else 'created'}")
     return 0
+
+
+def _refuse_outside_dev(command: str) -> int | None:
+    """Exit code 2 with a reason when not in dev/test mode, where load-test tools belong."""
+    environment = get_settings().ENVIRONMENT
+    if environment in ("dev", "test"):
+        return None
+    print(
+        f"refusing to run {command} with ENVIRONMENT={environment}: it is a load-test tool "
+        "for dev/test databases only (set ENVIRONMENT=dev or test)",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def cmd_audit(_args: argparse.Namespace) -> int:
@@ -96,6 +118,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_seed(args: argparse.Namespace) -> int:
     from app.loadkit.seed import seed
 
+    if args.reset and (refused := _refuse_outside_dev("seed --reset")) is not None:
+        return refused
     try:
         credit = parse_amount(args.credit)
     except ValueError as exc:
@@ -120,6 +144,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def cmd_tokens(args: argparse.Namespace) -> int:
     from app.loadkit.tokens import push_tokens
 
+    if (refused := _refuse_outside_dev("tokens")) is not None:
+        return refused
     settings = get_settings()
 
     async def work(session: AsyncSession) -> int:
@@ -156,9 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--revision", default="head")
     migrate.set_defaults(handler=cmd_migrate)
 
-    admin = commands.add_parser("create-admin", help="create or promote an admin (idempotent)")
+    admin = commands.add_parser("create-admin", help="create an admin (never an existing user)")
     admin.add_argument("--username", required=True)
     admin.add_argument("--password", help="prompted for when omitted")
+    admin.add_argument(
+        "--promote",
+        action="store_true",
+        help="make an existing user without a merchant account an admin instead",
+    )
     admin.set_defaults(handler=cmd_create_admin)
 
     audit = commands.add_parser(
@@ -188,6 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _use_running_dev_stack(command: str) -> None:
+    """Commands in a checkout where `make run` runs reach its stack (DEV_ENV_FILE), saying so."""
+    if command == "run" or not os.path.isfile(DEV_ENV_FILE):
+        return
+    os.environ[DEV_ENV_FLAG] = "1"
+    get_settings.cache_clear()
+    print(f"using {DEV_ENV_FILE} (written by a running `make run`)", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _use_running_dev_stack(args.command)
     return int(args.handler(args))

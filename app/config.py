@@ -15,12 +15,19 @@ DEFAULT_INTERNAL_TOKEN = "dev-internal-token-change-me-000000"
 PGBOUNCER_PORT = 6432
 # Next to the private servers' data (EMBEDDED_DATA_DIR, read from the environment only).
 DEV_ENV_FILE = os.path.join(os.environ.get("EMBEDDED_DATA_DIR", ".data"), "dev.env")
+# DEV_ENV_FILE (dev mode, a running `make run`'s private servers) is read only when this is
+# "1": set by `make run` on the processes it starts and by `python -m app` commands that find
+# the file. A server started any other way in a checkout where `make run` once ran (or
+# crashed, leaving the file) is never silently put in dev mode.
+DEV_ENV_FLAG = "CREDITPOOL_DEV_ENV"
+
+
+def env_files() -> tuple[str, ...]:
+    return (".env", DEV_ENV_FILE) if os.environ.get(DEV_ENV_FLAG) == "1" else (".env",)
 
 
 class Settings(BaseSettings):
-    # DEV_ENV_FILE is written by a running `make run` (dev mode, its private servers' URLs),
-    # so `python -m app ...` in this checkout reaches that stack as it is.
-    model_config = SettingsConfigDict(env_file=(".env", DEV_ENV_FILE), extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     # "dev" is what `make run` uses; "test" is the test suite; anything else is production.
     ENVIRONMENT: Literal["dev", "test", "production"] = "production"
@@ -45,9 +52,14 @@ class Settings(BaseSettings):
     INTERNAL_TOKEN: str = DEFAULT_INTERNAL_TOKEN
     ACCESS_TOKEN_LIFETIME_MINUTES: int = Field(default=60, gt=0)
     REFRESH_TOKEN_LIFETIME_DAYS: int = Field(default=7, gt=0)
-    PASSWORD_MIN_LENGTH: int = Field(default=8, ge=8)
+    # Unset: 1 in dev (the seed's walkthrough logs in as m1/p), 8 otherwise; production refuses
+    # to start below 8 (see password_min_length).
+    PASSWORD_MIN_LENGTH: int | None = Field(default=None, ge=1)
     LOGIN_MAX_FAILURES: int = Field(default=5, ge=1)
     LOGIN_FAILURE_WINDOW_SEC: int = Field(default=300, gt=0)
+    # Per client address, each of POST /auth/token and /auth/register (0 disables).
+    AUTH_RL_WINDOW_SEC: int = Field(default=60, gt=0)
+    AUTH_RL_MAX_REQUESTS: int = Field(default=30, ge=0)
 
     ASYNC_SETTLEMENT: bool = False
     SETTLEMENT_URL: str = "http://127.0.0.1:9000/api/settlement/withdraw"
@@ -124,7 +136,22 @@ class Settings(BaseSettings):
                         f"{name} must be set to a secret of at least 32 characters "
                         "outside ENVIRONMENT=dev/test"
                     )
+            if self.PASSWORD_MIN_LENGTH is not None and self.PASSWORD_MIN_LENGTH < 8:
+                raise ValueError(
+                    "PASSWORD_MIN_LENGTH must be at least 8 outside ENVIRONMENT=dev/test"
+                )
+            if self.BANK_LATENCY_MS or self.BANK_FAILURE_RATE:
+                raise ValueError(
+                    "BANK_LATENCY_MS and BANK_FAILURE_RATE inject faults into the simulated "
+                    "bank; they are for ENVIRONMENT=dev/test only"
+                )
         return self
+
+    @property
+    def password_min_length(self) -> int:
+        if self.PASSWORD_MIN_LENGTH is not None:
+            return self.PASSWORD_MIN_LENGTH
+        return 1 if self.ENVIRONMENT == "dev" else 8
 
     @property
     def is_dev(self) -> bool:
@@ -162,4 +189,4 @@ def to_asyncpg_url(url: str) -> str:
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return Settings(_env_file=env_files())

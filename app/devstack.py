@@ -15,8 +15,11 @@ from pathlib import Path
 from types import FrameType
 
 from app import migrations
-from app.auth.admins import admin_exists, ensure_admin
-from app.config import DEV_ENV_FILE, Settings, get_settings
+from app.auth import repository as users
+from app.auth.admins import AdminRefused, create_admin
+from app.auth.passwords import verify_password
+from app.auth.service import set_password
+from app.config import DEV_ENV_FILE, DEV_ENV_FLAG, Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.embedded import EmbeddedPostgres, EmbeddedRedis
 
@@ -62,15 +65,29 @@ def _write_dev_env(settings: Settings) -> None:
 
 
 async def bootstrap_admin(settings: Settings) -> None:
+    """Create the admin ADMIN_USERNAME, or give the existing admin ADMIN_PASSWORD.
+
+    A user of that name who is not an admin (e.g. a merchant who registered "admin") is
+    refused (AdminRefused), never promoted.
+    """
     engine = create_engine(settings, pool_size=1)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             username, password = settings.ADMIN_USERNAME, settings.ADMIN_PASSWORD
-            if password is None and await admin_exists(session, username=username):
+            user = await users.get_user_by_username(session, username=username)
+            if user is not None and not user.is_admin:
+                raise AdminRefused(
+                    f"ADMIN_USERNAME={username!r} is taken by a user who is not an admin; "
+                    "set another ADMIN_USERNAME"
+                )
+            if user is not None:
+                # Only a changed password is set: setting it revokes the admin's tokens.
+                if password is not None and not verify_password(password, user.password_hash):
+                    await set_password(session, user=user, password=password)
                 return
             generated = password is None
             password = password or secrets.token_urlsafe(18)
-            await ensure_admin(session, username=username, password=password)
+            await create_admin(session, username=username, password=password)
         if generated:
             _log(f"created admin {username!r} with generated password: {password}")
             _log("(shown once; set ADMIN_PASSWORD to choose it)")
@@ -79,8 +96,10 @@ async def bootstrap_admin(settings: Settings) -> None:
 
 
 def _spawn(*args: str) -> subprocess.Popen[bytes]:
-    # Own process group: we decide the shutdown order, not the terminal's Ctrl-C.
-    return subprocess.Popen([sys.executable, *args], start_new_session=True)  # noqa: S603
+    # Own process group: we decide the shutdown order, not the terminal's Ctrl-C. The flag lets
+    # these processes (and only these) read DEV_ENV_FILE.
+    env = os.environ | {DEV_ENV_FLAG: "1"}
+    return subprocess.Popen([sys.executable, *args], env=env, start_new_session=True)  # noqa: S603
 
 
 def _stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -109,13 +128,17 @@ def run() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    servers = start_embedded_servers(Settings(_env_file=".env"))
+    servers = start_embedded_servers(Settings())
     processes: list[subprocess.Popen[bytes]] = []
     try:
         settings = get_settings()
         _write_dev_env(settings)
         migrations.upgrade(settings.database_url)
-        asyncio.run(bootstrap_admin(settings))
+        try:
+            asyncio.run(bootstrap_admin(settings))
+        except AdminRefused as exc:
+            _log(str(exc))
+            return 1
         api_port, settlement_port = settings.API_PORT, settings.SETTLEMENT_PORT
         # --no-access-log: the apps write their own JSON line per request (app.access).
         host = ["--host", "127.0.0.1", "--no-server-header", "--no-access-log"]

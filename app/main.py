@@ -10,6 +10,7 @@ from app.auth.router import router as auth_router
 from app.common import NO_OPENTELEMETRY, install_common, observability
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker, create_statement_pool
+from app.docs import install_docs
 from app.gc_tuning import tune_gc
 from app.health.router import database_check, redis_check
 from app.ledger.router import router as pool_router
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Merchant payouts from credit lines backed by one shared pool.",
         lifespan=lifespan,
         telemetry=NO_OPENTELEMETRY,
+        docs_url=None,  # install_docs serves them without a CDN
+        redoc_url=None,
     )
     install_common(
         app,
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         metric_probes=[money_gauges],
     )
+    install_docs(app)  # after the API's routes, which FastAPI tries first
     return app
 
 

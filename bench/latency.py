@@ -13,7 +13,7 @@ import uuid
 import httpx
 
 from app.audit.service import run_audit
-from app.auth.admins import ensure_admin
+from app.auth.admins import create_admin
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from bench.stack import running_stack
@@ -24,7 +24,7 @@ ADMIN = ("bench-admin", "bench-admin-password")
 async def _prepare(api: httpx.AsyncClient, database_url: str) -> str:
     engine = create_engine(Settings(ENVIRONMENT="test", DATABASE_URL=database_url), pool_size=1)
     async with create_sessionmaker(engine)() as session, session.begin():
-        await ensure_admin(session, username=ADMIN[0], password=ADMIN[1])
+        await create_admin(session, username=ADMIN[0], password=ADMIN[1])
     await engine.dispose()
     token = lambda r: {"Authorization": f"Bearer {r.json()['access']}"}  # noqa: E731
     admin = token(

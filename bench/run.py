@@ -68,6 +68,8 @@ def app_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
 def seed(env: dict[str, str]) -> None:
     """Fresh merchants m1..m1000 (earlier money records cleared) and their tokens in Redis."""
     merchants = str(MERCHANTS)
+    # The load-test kit refuses production mode; the secrets (so the tokens) stay the apps'.
+    env = env | {"ENVIRONMENT": "test"}
     for args in (
         ["seed", "--merchants", merchants, "--credit", "1000.00", "--password", "p", "--reset"],
         ["tokens", "--count", merchants, "--redis-key", TOKENS_KEY],

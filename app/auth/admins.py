@@ -1,28 +1,47 @@
-"""Admin accounts: the bootstrap admin of `make run` and `python -m app create-admin`."""
+"""Admin accounts: the bootstrap admin of `make run` and `python -m app create-admin`.
 
-from sqlalchemy import select
+Registration is public, so a username alone proves nothing: an existing user becomes an admin
+only when the operator asks for it (`--promote`), and never a merchant's user.
+"""
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import repository
 from app.auth.passwords import hash_password
+from app.auth.service import set_password
 from app.models import User
 
 
-async def ensure_admin(session: AsyncSession, *, username: str, password: str | None) -> bool:
-    """Create the admin, or make an existing user an admin; True when a user was created.
+class AdminRefused(Exception):
+    """The operator's request would create or promote the wrong account; nothing changed."""
 
-    An existing user's password changes only when one is given, so the bootstrap is idempotent.
-    """
-    user = await session.scalar(select(User).where(User.username == username))
+
+async def create_admin(session: AsyncSession, *, username: str, password: str) -> None:
+    """A new admin user; refused when the username is taken by anyone."""
+    existing = await repository.get_user_by_username(session, username=username)
+    if existing is not None:
+        kind = "an admin" if existing.is_admin else "a user"
+        raise AdminRefused(f"{kind} named {username!r} already exists; nothing changed")
+    session.add(User(username=username, password_hash=hash_password(password), is_admin=True))
+    await session.flush()
+
+
+async def promote_to_admin(session: AsyncSession, *, username: str, password: str | None) -> None:
+    """Make an existing user without a merchant account an admin (and set its password)."""
+    user = await repository.get_user_by_username(session, username=username)
     if user is None:
-        if password is None:
-            raise ValueError("a password is required to create a new admin")
-        session.add(User(username=username, password_hash=hash_password(password), is_admin=True))
-        return True
+        raise AdminRefused(f"no user named {username!r}; create the admin without --promote")
+    if await repository.has_merchant(session, user_id=user.id):
+        raise AdminRefused(
+            f"{username!r} is a merchant's login (anyone can register one); "
+            "it is never made an admin: choose another username"
+        )
     user.is_admin = True
     if password is not None:
-        user.password_hash = hash_password(password)
-    return False
+        await set_password(session, user=user, password=password)
+    await session.flush()
 
 
 async def admin_exists(session: AsyncSession, *, username: str) -> bool:
-    return await session.scalar(select(User.id).where(User.username == username)) is not None
+    user = await repository.get_user_by_username(session, username=username)
+    return user is not None and user.is_admin

@@ -42,12 +42,14 @@ async def current_caller(
 ) -> Caller:
     if not token:
         raise Unauthorized("a bearer access token is required")
-    user_id = read_token(request.app.state.settings, token, expected_type="access")
+    claims = read_token(request.app.state.settings, token, expected_type="access")
     # One statement on the statement pool, its connection returned at once: no BEGIN or
     # ROLLBACK round trip, and nothing held while the route runs (e.g. the settlement call).
-    found = await repository.get_identity(request.app.state.db_pool, user_id=user_id)
+    found = await repository.get_identity(request.app.state.db_pool, user_id=claims.user_id)
     if found is None:
         raise InvalidToken("the token's user no longer exists")
+    if found.token_version != claims.version:
+        raise InvalidToken("the token was revoked (password change or suspension)")
     user = CallerUser(id=found.user_id, is_admin=found.is_admin)
     merchant = (
         None

@@ -31,3 +31,10 @@ class AdminRequired(AppError):
 
 class MerchantRequired(AppError):
     status, code, title = 403, "MERCHANT_REQUIRED", "Merchant account required"
+
+
+class RefreshTokenReused(InvalidToken):
+    code, title = "REFRESH_TOKEN_REUSED", "Refresh token already used"
+
+    def __init__(self) -> None:
+        super().__init__("this refresh token was already used; every token of its login is revoked")

@@ -3,16 +3,17 @@
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from app.auth import repository, service, throttle
-from app.auth.errors import InvalidCredentials, InvalidToken
-from app.auth.schemas import AccessOut, RefreshIn, RegisterIn, RegisterOut, TokenIn, TokenOut
-from app.auth.tokens import issue_token, read_token
+from app.auth import service, throttle
+from app.auth.errors import InvalidCredentials, RefreshTokenReused
+from app.auth.schemas import RefreshIn, RegisterIn, RegisterOut, TokenIn, TokenOut
+from app.auth.service import TokenPair
 from app.db import SessionDep
 from app.jsonbody import ExactJSONRoute
+from app.ratelimit.clients import client_address, limit_per_client
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=ExactJSONRoute)
 
@@ -38,7 +39,12 @@ _TOKEN_BODY_DOC: dict[str, Any] = {
 }
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=RegisterOut)
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RegisterOut,
+    dependencies=[Depends(limit_per_client("register"))],
+)
 async def register(body: RegisterIn, request: Request, session: SessionDep) -> RegisterOut:
     """Sign up as a merchant; an admin approves the account and sets its credit line."""
     merchant = await service.register_merchant(
@@ -75,13 +81,27 @@ async def _read_credentials(request: Request) -> TokenIn:
         raise RequestValidationError(exc.errors(include_input=False)) from None
 
 
-@router.post("/token", response_model=TokenOut, openapi_extra=_TOKEN_BODY_DOC)
+def _token_out(tokens: TokenPair) -> TokenOut:
+    return TokenOut(
+        access=tokens.access.token,
+        refresh=tokens.refresh.token,
+        access_token=tokens.access.token,
+        expires_in=tokens.access.expires_in,
+    )
+
+
+@router.post(
+    "/token",
+    response_model=TokenOut,
+    openapi_extra=_TOKEN_BODY_DOC,
+    dependencies=[Depends(limit_per_client("login"))],
+)
 async def token(request: Request, session: SessionDep) -> TokenOut:
     """Log in with a JSON body or the OAuth2 password form; returns access + refresh tokens."""
     credentials = await _read_credentials(request)
     settings, redis = request.app.state.settings, request.app.state.redis
-    client = request.client.host if request.client else "unknown"
-    who = {"username": credentials.username, "client": client}
+    # Unknown usernames count too: the throttle never reveals whether a username exists.
+    who = {"username": credentials.username, "client": client_address(request)}
     await throttle.check_allowed(redis, settings, **who)
     try:
         user = await service.authenticate(
@@ -91,22 +111,20 @@ async def token(request: Request, session: SessionDep) -> TokenOut:
         await throttle.record_failure(redis, settings, **who)
         raise
     await throttle.clear_failures(redis, **who)
-    access = issue_token(settings, user_id=user.id, token_type="access")
-    refresh = issue_token(settings, user_id=user.id, token_type="refresh")
-    return TokenOut(
-        access=access.token,
-        refresh=refresh.token,
-        access_token=access.token,
-        expires_in=access.expires_in,
-    )
+    tokens = await service.start_session(session, settings, user=user)
+    await session.commit()
+    return _token_out(tokens)
 
 
-@router.post("/token/refresh", response_model=AccessOut)
-async def refresh_token(body: RefreshIn, request: Request, session: SessionDep) -> AccessOut:
-    """A new access token for a valid refresh token of a user that still exists."""
-    settings = request.app.state.settings
-    user_id = read_token(settings, body.refresh, expected_type="refresh")
-    if await repository.get_user(session, user_id=user_id) is None:
-        raise InvalidToken("the token's user no longer exists")
-    access = issue_token(settings, user_id=user_id, token_type="access")
-    return AccessOut(access=access.token, access_token=access.token, expires_in=access.expires_in)
+@router.post("/token/refresh", response_model=TokenOut)
+async def refresh_token(body: RefreshIn, request: Request, session: SessionDep) -> TokenOut:
+    """New access and refresh tokens; the refresh token sent works only this once."""
+    try:
+        tokens = await service.rotate_refresh_token(
+            session, request.app.state.settings, token=body.refresh
+        )
+    except RefreshTokenReused:
+        await session.commit()  # the family's revocation stands although this request fails
+        raise
+    await session.commit()
+    return _token_out(tokens)

@@ -12,16 +12,33 @@ from app.config import Settings
 
 ALGORITHM = "HS256"
 TokenType = Literal["access", "refresh"]
-_REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "typ"]
+# ver: the user's token_version when issued (a password change or suspension raises it).
+_REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "typ", "ver"]
 
 
 @dataclass(frozen=True)
 class IssuedToken:
     token: str
     expires_in: int
+    jti: str
 
 
-def issue_token(settings: Settings, *, user_id: int, token_type: TokenType) -> IssuedToken:
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: int
+    version: int
+    jti: str
+    family: uuid.UUID | None  # refresh tokens only: the login they descend from
+
+
+def issue_token(
+    settings: Settings,
+    *,
+    user_id: int,
+    version: int,
+    token_type: TokenType,
+    family: uuid.UUID | None = None,
+) -> IssuedToken:
     """A signed token for `user_id`; it carries identity only, never a role."""
     lifetime = (
         timedelta(minutes=settings.ACCESS_TOKEN_LIFETIME_MINUTES)
@@ -29,19 +46,23 @@ def issue_token(settings: Settings, *, user_id: int, token_type: TokenType) -> I
         else timedelta(days=settings.REFRESH_TOKEN_LIFETIME_DAYS)
     )
     now = datetime.now(UTC)
-    claims = {
+    jti = uuid.uuid4().hex
+    claims: dict[str, object] = {
         "sub": str(user_id),
         "iat": now,
         "exp": now + lifetime,
-        "jti": uuid.uuid4().hex,
+        "jti": jti,
         "typ": token_type,
+        "ver": version,
     }
+    if family is not None:
+        claims["fam"] = str(family)
     token = jwt.encode(claims, settings.SECRET_KEY, algorithm=ALGORITHM)
-    return IssuedToken(token=token, expires_in=int(lifetime.total_seconds()))
+    return IssuedToken(token=token, expires_in=int(lifetime.total_seconds()), jti=jti)
 
 
-def read_token(settings: Settings, token: str, *, expected_type: TokenType) -> int:
-    """The user id of a valid token of the expected type; InvalidToken otherwise."""
+def read_token(settings: Settings, token: str, *, expected_type: TokenType) -> TokenClaims:
+    """The claims of a valid token of the expected type; InvalidToken otherwise."""
     try:
         claims = jwt.decode(
             token,
@@ -55,7 +76,15 @@ def read_token(settings: Settings, token: str, *, expected_type: TokenType) -> i
         raise InvalidToken() from None
     if claims.get("typ") != expected_type:
         raise InvalidToken(f"a {expected_type} token is required")
-    subject = claims.get("sub")
+    subject, version, jti = claims.get("sub"), claims.get("ver"), claims.get("jti")
     if not isinstance(subject, str) or not subject.isdigit():
         raise InvalidToken()
-    return int(subject)
+    if not isinstance(version, int) or isinstance(version, bool) or not isinstance(jti, str):
+        raise InvalidToken()
+    family = None
+    if expected_type == "refresh":
+        try:
+            family = uuid.UUID(str(claims.get("fam")))
+        except ValueError:
+            raise InvalidToken() from None
+    return TokenClaims(user_id=int(subject), version=version, jti=jti, family=family)

@@ -14,13 +14,14 @@ async def push_tokens(
     """Replace the list at `key` with fresh access tokens for m1..m<count>, in that order."""
     rows = await session.execute(
         text(
-            "SELECT u.id FROM generate_series(1, CAST(:count AS integer)) g "
+            "SELECT u.id, u.token_version FROM generate_series(1, CAST(:count AS integer)) g "
             "JOIN users u ON u.username = 'm' || g ORDER BY g"
         ),
         {"count": count},
     )
     tokens = [
-        issue_token(settings, user_id=user_id, token_type="access").token for (user_id,) in rows
+        issue_token(settings, user_id=user_id, version=version, token_type="access").token
+        for user_id, version in rows
     ]
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(key)

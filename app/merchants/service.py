@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import service as auth
 from app.merchants import repository
 from app.merchants.errors import (
     CreditLimitBelowUtilized,
@@ -65,12 +66,17 @@ async def approve(session: AsyncSession, *, merchant_id: int, credit_limit: Deci
 
 
 async def suspend(session: AsyncSession, *, merchant_id: int) -> None:
-    """Stop an approved merchant's withdrawals (idempotent); its credit line is kept."""
+    """Stop an approved merchant's withdrawals (idempotent); its credit line is kept.
+
+    Its tokens are revoked too: whoever holds them (perhaps the reason for the suspension)
+    must log in again, and a suspended merchant can read its account but not withdraw.
+    """
     merchant = await _locked(session, merchant_id)
     if merchant.status == MerchantStatus.PENDING_APPROVAL:
         raise InvalidStatusTransition("a merchant awaiting approval cannot be suspended")
     merchant.status = MerchantStatus.SUSPENDED
     await session.flush()
+    await auth.revoke_tokens(session, user_id=merchant.user_id)
 
 
 async def reactivate(session: AsyncSession, *, merchant_id: int) -> None:

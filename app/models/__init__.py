@@ -2,7 +2,14 @@
 
 from app.models.base import Base
 from app.models.idempotency import IdempotencyKey
-from app.models.identity import Merchant, MerchantCredit, MerchantStatus, User, WalletAccount
+from app.models.identity import (
+    Merchant,
+    MerchantCredit,
+    MerchantStatus,
+    RefreshFamily,
+    User,
+    WalletAccount,
+)
 from app.models.money import (
     CreditPool,
     LedgerAccount,
@@ -28,6 +35,7 @@ __all__ = [
     "MerchantStatus",
     "PayoutStatus",
     "PoolTopUp",
+    "RefreshFamily",
     "SettlementPayout",
     "User",
     "WalletAccount",

@@ -2,7 +2,16 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, String, Uuid, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    Uuid,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAt, Money
@@ -21,6 +30,24 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # In every token; raised by a password change or a suspension, which voids older tokens.
+    token_version: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_at: Mapped[CreatedAt]
+
+
+class RefreshFamily(Base):
+    """The refresh tokens descended from one login: only the newest one works.
+
+    A refresh presenting an older one means two parties hold the family's tokens (one stole
+    them), so the whole family is revoked.
+    """
+
+    __tablename__ = "refresh_families"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    current_jti: Mapped[str] = mapped_column(String(32))
+    revoked_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
 
 

@@ -57,16 +57,17 @@ def _limiter(request: Request) -> SlidingWindowLimiter:
     return limiter
 
 
-def _note_unavailable(exc: RedisError) -> None:
+def note_unavailable(exc: RedisError, *, policy: str = POLICY) -> None:
     global _last_unavailable_log
-    RATE_LIMIT_UNAVAILABLE.labels(limit=POLICY).inc()
+    RATE_LIMIT_UNAVAILABLE.labels(limit=policy).inc()
     now = time.monotonic()
     if now - _last_unavailable_log >= UNAVAILABLE_LOG_INTERVAL_S:
         _last_unavailable_log = now
         logger.warning(
-            "rate limit unavailable, letting withdrawals through unlimited: %s",
+            "rate limit unavailable, letting %s through unlimited: %s",
+            policy,
             type(exc).__name__,
-            extra={"limit": POLICY},
+            extra={"limit": policy},
         )
 
 
@@ -82,7 +83,7 @@ async def limit_withdrawals(request: Request, caller: ApprovedMerchant) -> None:
             window_s=settings.RL_WINDOW_SEC,
         )
     except RedisError as exc:
-        _note_unavailable(exc)
+        note_unavailable(exc)
         return
     # On every answer to this request, whatever the handler returns (see RequestIdMiddleware).
     request.state.response_headers = rate_limit_headers(decision)

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from app.common import NO_OPENTELEMETRY, install_common, observability
 from app.config import Settings, get_settings
 from app.db import create_engine, create_statement_pool
+from app.docs import install_docs
 from app.gc_tuning import tune_gc
 from app.health.router import database_check
 from app.settlement.bank import SimulatedBank
@@ -52,8 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         lifespan=lifespan,
         telemetry=NO_OPENTELEMETRY,
+        # An internal service: its schema and docs only in dev/test, never in production.
+        openapi_url="/openapi.json" if settings.is_dev else None,
+        docs_url=None,
+        redoc_url=None,
     )
     install_common(app, settings, service="settlement", routers=[settlement_router])
+    if settings.is_dev:
+        install_docs(app)
     return app
 
 

@@ -3,7 +3,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support.api import admin_token, approved_merchant, bearer, register
+from tests.support.api import admin_token, approved_merchant, bearer, login, register, unique_name
 
 
 @pytest.fixture
@@ -78,11 +78,15 @@ async def test_bad_approval_bodies_are_422(api: httpx.AsyncClient, admin: str, b
 
 
 async def test_suspend_and_reactivate(api: httpx.AsyncClient, admin: str) -> None:
-    merchant_id, merchant = await approved_merchant(api, admin)
+    username = unique_name()
+    merchant_id, merchant = await approved_merchant(api, admin, username=username)
     suspended = await api.post(
         f"/api/v1/admin/merchants/{merchant_id}/suspend", headers=bearer(admin)
     )
     assert suspended.json()["status"] == "SUSPENDED"
+    old_token = await api.get("/api/v1/me", headers=bearer(merchant))
+    assert old_token.status_code == 401  # a suspension revokes the merchant's tokens
+    merchant = (await login(api, username))["access"]
     me = await api.get("/api/v1/me", headers=bearer(merchant))
     assert me.json()["status"] == "SUSPENDED"
     assert me.json()["is_approved"] is False

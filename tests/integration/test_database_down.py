@@ -18,7 +18,7 @@ async def test_a_withdrawal_while_postgres_is_down_is_503_database_busy(
     down = settings.model_copy(
         update={"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/creditpool"}
     )
-    token = issue_token(down, user_id=1, token_type="access").token
+    token = issue_token(down, user_id=1, version=0, token_type="access").token
     app: FastAPI = create_app(down)
     async for client in _client_for(app, "http://api.test"):
         response = await client.post(

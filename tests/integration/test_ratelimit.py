@@ -107,7 +107,7 @@ async def test_zero_disables_the_limit(
         answers = [await withdraw(running.client, merchant, "1.00") for _ in range(5)]
     assert [a.status_code for a in answers] == [200] * 5
     assert all("RateLimit" not in a.headers for a in answers)
-    assert await redis.keys("ratelimit:*") == []
+    assert await redis.keys("ratelimit:withdrawals:*") == []
 
 
 async def test_redis_down_lets_withdrawals_through_counted_and_logged(

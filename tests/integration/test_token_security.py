@@ -21,6 +21,7 @@ def _claims(user_id: int, **overrides: object) -> dict[str, object]:
         "exp": now + timedelta(minutes=5),
         "jti": "j",
         "typ": "access",
+        "ver": 0,
     } | overrides
 
 

@@ -116,9 +116,12 @@ async def test_pending_and_suspended_merchants_cannot_withdraw(
     assert refused.status_code == 403
     assert refused.json()["code"] == "MERCHANT_NOT_APPROVED"
 
-    merchant_id, merchant = await approved_merchant(api, admin)
+    merchant_id, merchant = await approved_merchant(api, admin, username="suspended-merchant")
     await api.post(f"/api/v1/admin/merchants/{merchant_id}/suspend", headers=bearer(admin))
-    suspended = await withdraw(api, merchant, "1.00")
+    revoked = await withdraw(api, merchant, "1.00")  # the suspension revoked its tokens
+    assert revoked.status_code == 401
+    relogged = (await login(api, "suspended-merchant"))["access"]
+    suspended = await withdraw(api, relogged, "1.00")
     assert suspended.status_code == 403
     assert suspended.json()["code"] == "MERCHANT_NOT_APPROVED"
     assert await bank_transfers(sessionmaker) == {}

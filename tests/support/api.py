@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth.admins import ensure_admin
+from app.auth.admins import create_admin
 
 PASSWORD = "correct-horse-battery"
 ADMIN_PASSWORD = "admin-password-123"
@@ -45,7 +45,7 @@ async def admin_token(
 ) -> str:
     username = unique_name("admin")
     async with sessionmaker() as session, session.begin():
-        await ensure_admin(session, username=username, password=ADMIN_PASSWORD)
+        await create_admin(session, username=username, password=ADMIN_PASSWORD)
     return str((await login(api, username, ADMIN_PASSWORD))["access"])
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -69,3 +71,49 @@ def test_env_example_lists_every_setting() -> None:
         if "=" in line
     }
     assert set(Settings.model_fields) <= names
+
+
+def test_dev_mode_password_minimum_is_one_so_the_seed_walkthrough_works() -> None:
+    assert Settings(ENVIRONMENT="dev").password_min_length == 1
+    assert Settings(ENVIRONMENT="test").password_min_length == 8
+    strong = {"SECRET_KEY": STRONG, "INTERNAL_TOKEN": STRONG}
+    assert Settings(ENVIRONMENT="production", **strong).password_min_length == 8
+    assert (
+        Settings(ENVIRONMENT="production", PASSWORD_MIN_LENGTH=12, **strong).password_min_length
+        == 12
+    )
+
+
+def test_production_refuses_a_password_minimum_below_eight() -> None:
+    with pytest.raises(ValidationError, match="PASSWORD_MIN_LENGTH"):
+        Settings(
+            ENVIRONMENT="production",
+            SECRET_KEY=STRONG,
+            INTERNAL_TOKEN=STRONG,
+            PASSWORD_MIN_LENGTH=7,
+        )
+    assert Settings(ENVIRONMENT="dev", PASSWORD_MIN_LENGTH=1).password_min_length == 1
+
+
+@pytest.mark.parametrize("knob", [{"BANK_LATENCY_MS": 5}, {"BANK_FAILURE_RATE": 0.1}])
+def test_production_refuses_the_simulated_banks_fault_injection(knob: dict[str, float]) -> None:
+    with pytest.raises(ValidationError, match="dev/test only"):
+        Settings(ENVIRONMENT="production", SECRET_KEY=STRONG, INTERNAL_TOKEN=STRONG, **knob)
+    assert Settings(ENVIRONMENT="test", **knob).model_dump().items() >= knob.items()
+
+
+def test_dev_env_file_is_read_only_under_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale `.data/dev.env` must not put a server started by hand into dev mode."""
+    from app import config
+
+    dev_env = tmp_path / "dev.env"
+    dev_env.write_text("ENVIRONMENT=dev\n")
+    monkeypatch.setattr(config, "DEV_ENV_FILE", str(dev_env))
+    monkeypatch.delenv("ENVIRONMENT", raising=False)
+    monkeypatch.delenv(config.DEV_ENV_FLAG, raising=False)
+    strong = {"SECRET_KEY": STRONG, "INTERNAL_TOKEN": STRONG}
+    assert Settings(_env_file=config.env_files(), **strong).ENVIRONMENT == "production"
+    monkeypatch.setenv(config.DEV_ENV_FLAG, "1")
+    assert Settings(_env_file=config.env_files(), **strong).ENVIRONMENT == "dev"

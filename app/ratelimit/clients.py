@@ -1,0 +1,56 @@
+"""Per-client-address limits on the unauthenticated auth endpoints (login, registration).
+
+The failed-login throttle (app.auth.throttle) stops guessing one username; this stops one
+address from spraying many usernames (unknown ones included) or mass-registering accounts,
+and with them a flood of deliberately slow argon2 hashes. Fails open like the withdrawal
+limit (see app.ratelimit.deps): it guards capacity, not money.
+"""
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
+from redis.exceptions import RedisError
+
+from app.observability.metrics import RATE_LIMIT_REJECTIONS
+from app.ratelimit.deps import RateLimited, note_unavailable
+from app.ratelimit.limiter import SlidingWindowLimiter
+
+
+def client_address(request: Request) -> str:
+    # uvicorn puts the proxy-resolved address here when FORWARDED_ALLOW_IPS trusts the proxy.
+    return request.client.host if request.client else "unknown"
+
+
+def _limiter(request: Request) -> SlidingWindowLimiter:
+    state = request.app.state
+    if getattr(state, "client_limiter", None) is None:
+        state.client_limiter = SlidingWindowLimiter(state.redis)
+    limiter: SlidingWindowLimiter = state.client_limiter
+    return limiter
+
+
+def limit_per_client(policy: str) -> Callable[[Request], Awaitable[None]]:
+    """A route dependency: AUTH_RL_MAX_REQUESTS per AUTH_RL_WINDOW_SEC per address (0 = off)."""
+
+    async def limit(request: Request) -> None:
+        settings = request.app.state.settings
+        if settings.AUTH_RL_MAX_REQUESTS == 0:
+            return
+        try:
+            decision = await _limiter(request).hit(
+                f"ratelimit:{policy}:{client_address(request)}",
+                limit=settings.AUTH_RL_MAX_REQUESTS,
+                window_s=settings.AUTH_RL_WINDOW_SEC,
+            )
+        except RedisError as exc:
+            note_unavailable(exc, policy=policy)
+            return
+        if not decision.allowed:
+            RATE_LIMIT_REJECTIONS.labels(limit=policy).inc()
+            raise RateLimited(
+                f"at most {decision.limit} requests per {decision.window_s} s from one "
+                f"address; retry in {decision.reset_s} s",
+                headers={"Retry-After": str(decision.reset_s)},
+            )
+
+    return limit

@@ -107,6 +107,9 @@ def auth(settings: Settings) -> dict[str, str]:
 @pytest.fixture
 async def redis(settings: Settings) -> AsyncIterator[Redis]:
     client = Redis.from_url(settings.redis_url)
+    # Empty at the start too: a test without this fixture (a stack of its own served on
+    # 127.0.0.1, say) may have left per-address rate-limit counters behind.
+    await client.flushdb()
     yield client
     await client.flushdb()
     await client.aclose()

@@ -323,3 +323,29 @@ async def test_flaky_bank_under_concurrent_retries_still_pays_once(
             assert response.json() == final[orders.index(order)]
     assert len(await rows(sessionmaker, "settlement_bank_transfers")) == len(orders)
     await assert_books_agree(sessionmaker)
+
+
+async def test_the_pending_claim_and_its_lease_are_committed_before_the_bank_is_called(
+    settings: Settings, clean_db: None, auth: dict[str, str], sessionmaker: Any
+) -> None:
+    seen: list[Any] = []
+
+    class LookingBank(CountingBank):
+        async def pay(self, *, reference: uuid.UUID, amount: Decimal, account: str) -> Any:
+            # Another connection, so it sees only what is committed: a crash from here on
+            # leaves this claim for the next request (or the reconciler) to re-drive.
+            seen.extend(await rows(sessionmaker, "settlement_payouts"))
+            return await super().pay(reference=reference, amount=amount, account=account)
+
+    from app.settlement.main import create_app
+
+    app = create_app(settings)
+    async for client in _client_for(app, "http://settlement.test"):
+        app.state.bank = LookingBank(app.state.bank)
+        order = new_order()
+        response = await client.post(WITHDRAW, json=order, headers=auth)
+    assert response.json()["status"] == "PAID"
+    assert [(str(p.withdrawal_id), p.status) for p in seen] == [(order["withdrawal_id"], "PENDING")]
+    assert seen[0].lease_until is not None
+    # And the outcome is committed before it is answered.
+    assert [p.status for p in await rows(sessionmaker, "settlement_payouts")] == ["PAID"]

@@ -1,13 +1,14 @@
-"""PostgreSQL's ceiling for transaction 1 (the reservation), measured with pgbench.
+"""Yardstick (a): PostgreSQL's rate for one withdrawal's minimum SQL, measured with pgbench.
 
-The script sends what app/withdrawals/service.py reserve() sends in sync mode: one call of
-creditpool_reserve() (alembic/versions/0003) as a statement of its own (autocommit), on
-seeded merchants picked at random. Prepared statements (-M prepared), as asyncpg uses. What
-it leaves out is everything Python does: the HTTP request, auth, the settlement hop and
-transaction 2. So api completed/s divided by this tps says how much of the database's
-capacity the whole product turns into withdrawals.
+A fixed script, never changed with the product (ARCHITECTURE section 9): transaction 1 of one
+withdrawal as plain statements in one transaction (key INSERT, the line's SELECT ... FOR
+UPDATE and UPDATE, the withdrawal INSERT, two ledger INSERTs, the pool UPDATE last), on tables
+of its own in a database of its own (`yardstick`, created by `setup`), with synchronous_commit
+on. The product's completed/s divided by this tps is a figure that means the same thing on a
+fast day and a slow one.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -17,16 +18,66 @@ from pathlib import Path
 
 from app.embedded.postgres import BIN_DIR
 
+DATABASE = "yardstick"
 CLIENTS = 16
 THREADS = 2
-AMOUNT = "1.00"
+AMOUNT = "0.01"
+MERCHANTS = 1000  # the rows SCHEMA seeds in `lines`
 
-RESERVE_SCRIPT = """\
-\\set mid random(:lo, :hi)
-SELECT * FROM creditpool_reserve(:mid, md5(random()::text), 'pgbench', :amount, 'PROCESSING',
-                                 gen_random_uuid(), gen_random_uuid(), NULL,
-                                 '{"code": "INSUFFICIENT_MERCHANT_CREDIT"}',
-                                 '{"code": "INSUFFICIENT_POOL"}');
+SCHEMA = """\
+CREATE TABLE pool (
+    id int PRIMARY KEY,
+    available numeric(18, 2) NOT NULL CHECK (available >= 0)
+);
+CREATE TABLE lines (
+    merchant_id bigint PRIMARY KEY,
+    credit_limit numeric(18, 2) NOT NULL,
+    utilized numeric(18, 2) NOT NULL,
+    CHECK (utilized >= 0 AND utilized <= credit_limit)
+);
+CREATE TABLE keys (
+    merchant_id bigint NOT NULL,
+    key text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (merchant_id, key)
+);
+CREATE TABLE withdrawals (
+    id uuid PRIMARY KEY,
+    merchant_id bigint NOT NULL,
+    idempotency_key text NOT NULL,
+    amount numeric(18, 2) NOT NULL CHECK (amount > 0),
+    status text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (merchant_id, idempotency_key)
+);
+CREATE TABLE ledger (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tx_id uuid NOT NULL,
+    withdrawal_id uuid NOT NULL,
+    account text NOT NULL,
+    amount numeric(18, 2) NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO pool VALUES (1, 1000000000000.00);
+INSERT INTO lines SELECT g, 1000000000.00, 0 FROM generate_series(1, 1000) AS g;
+"""
+
+# :mid and :amount are pgbench variables; \gset keeps a statement's answer for the next ones.
+SCRIPT = """\
+\\set mid random(1, :merchants)
+BEGIN;
+INSERT INTO keys (merchant_id, key) VALUES (:mid, md5(random()::text)) RETURNING key \\gset
+SELECT utilized, credit_limit FROM lines WHERE merchant_id = :mid FOR UPDATE;
+UPDATE lines SET utilized = utilized + :amount WHERE merchant_id = :mid;
+INSERT INTO withdrawals (id, merchant_id, idempotency_key, amount, status)
+    VALUES (gen_random_uuid(), :mid, :key, :amount, 'PROCESSING')
+    RETURNING id AS wid, gen_random_uuid() AS tx \\gset
+INSERT INTO ledger (tx_id, withdrawal_id, account, amount)
+    VALUES (:tx, :wid, 'POOL', -(:amount::numeric));
+INSERT INTO ledger (tx_id, withdrawal_id, account, amount)
+    VALUES (:tx, :wid, 'IN_FLIGHT', :amount);
+UPDATE pool SET available = available - :amount WHERE id = 1 AND available >= :amount;
+COMMIT;
 """
 
 
@@ -42,6 +93,42 @@ class PgbenchResult:
 
 def available() -> bool:
     return (BIN_DIR / "pgbench").exists() or shutil.which("pgbench") is not None
+
+
+def _binary(name: str) -> str:
+    return str(BIN_DIR / name) if (BIN_DIR / name).exists() else name
+
+
+def _psql(port: int, database: str, sql: str) -> None:
+    subprocess.run(  # noqa: S603 - a fixed binary, our own arguments
+        [
+            _binary("psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-c",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+def setup(*, port: int) -> None:
+    """A fresh `yardstick` database with the script's own tables and seeded rows."""
+    _psql(port, "postgres", f"DROP DATABASE IF EXISTS {DATABASE}")
+    _psql(port, "postgres", f"CREATE DATABASE {DATABASE}")
+    _psql(port, DATABASE, SCHEMA)
 
 
 def parse_output(text: str, *, clients: int, duration_s: int) -> PgbenchResult:
@@ -64,42 +151,23 @@ def parse_output(text: str, *, clients: int, duration_s: int) -> PgbenchResult:
     )
 
 
-def run_reserve(
-    *, port: int, database: str, merchant_ids: tuple[int, int], duration_s: int = 20
-) -> PgbenchResult:
-    """pgbench over TCP (it may run as root; only the server refuses to)."""
-    executable = BIN_DIR / "pgbench" if (BIN_DIR / "pgbench").exists() else "pgbench"
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", prefix="reserve-") as script:
-        script.write(RESERVE_SCRIPT)
+def run(*, port: int, duration_s: int = 20, clients: int = CLIENTS) -> PgbenchResult:
+    """pgbench over TCP against the `yardstick` database (`setup` first)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", prefix="yardstick-") as script:
+        script.write(SCRIPT)
         script.flush()
         result = subprocess.run(  # noqa: S603 - a fixed binary, our own arguments
             [
-                str(executable),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "postgres",
+                _binary("pgbench"),
+                *("-h", "127.0.0.1", "-p", str(port), "-U", "postgres"),
                 "-n",  # no vacuum of pgbench's own tables: we have none
-                "-M",
-                "prepared",
-                "-c",
-                str(CLIENTS),
-                "-j",
-                str(THREADS),
-                "-T",
-                str(duration_s),
-                "-D",
-                f"lo={merchant_ids[0]}",
-                "-D",
-                f"hi={merchant_ids[1]}",
-                "-D",
-                f"amount={AMOUNT}",
-                "-f",
-                str(Path(script.name)),
-                database,
+                *("-M", "prepared", "-c", str(clients), "-j", str(THREADS)),
+                *("-T", str(duration_s)),
+                *("-D", f"merchants={MERCHANTS}", "-D", f"amount={AMOUNT}"),
+                *("-f", str(Path(script.name)), DATABASE),
             ],
+            # Durable commits whatever the server's default: each COMMIT waits for its flush.
+            env=os.environ | {"PGOPTIONS": "-c synchronous_commit=on"},
             capture_output=True,
             text=True,
             timeout=duration_s + 60,
@@ -107,4 +175,4 @@ def run_reserve(
         )
     if result.returncode != 0:
         raise RuntimeError(f"pgbench failed ({result.returncode}): {result.stderr[-2000:]}")
-    return parse_output(result.stdout, clients=CLIENTS, duration_s=duration_s)
+    return parse_output(result.stdout, clients=clients, duration_s=duration_s)

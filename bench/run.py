@@ -2,9 +2,10 @@
 
 For each run: fresh seed (1000 merchants) and tokens, Locust headless for 60 s, then (async)
 wait for the worker to finish every accepted withdrawal, read the database, the /proc CPU of
-every server process and the api's memory, and run the audit, which must be clean. At the
-end, pgbench measures PostgreSQL's ceiling for the reservation transaction alone. Results go
-to bench/results/<timestamp>.json (and latest.json) with Locust's HTML reports.
+every server process and the api's memory, each batcher's batch sizes, and run the audit,
+which must be clean. At the end, the two yardsticks of ARCHITECTURE section 9 (bench/pgbench.py,
+bench/trivial_app.py), to which every run's completed/s is reported as a ratio. Results go to
+bench/results/<timestamp>.json (and latest.json) with Locust's HTML reports.
 """
 
 import json
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import dbstats, pgbench
+from bench import batchsizes, dbstats, pgbench
 from bench.locust import SPAWN_RATE, TOKENS_KEY, run_locust
 from bench.procstat import CpuWindow, RssSampler, tree_memory_kb
 from bench.stack import (
@@ -27,18 +28,30 @@ from bench.stack import (
     error_kinds,
     running_apps,
     running_servers,
+    running_trivial_app,
 )
-from bench.summary import cpu_per_withdrawal, markdown_table, summarise_withdrawals
+from bench.summary import (
+    cpu_per_withdrawal,
+    markdown_table,
+    summarise_withdrawals,
+    yardstick_ratio,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MERCHANTS = 1000
 RUN_TIME_S = int(os.environ.get("BENCH_RUN_TIME_S", "60"))
-# Narrower runs while iterating, e.g. BENCH_MODES=sync BENCH_USERS=500 BENCH_PGBENCH=0.
+# Narrower runs while iterating, e.g. BENCH_MODES=sync BENCH_USERS=500 BENCH_YARDSTICK_S=5
+# (BENCH_YARDSTICKS=0 skips the yardsticks, and with them the ratios).
 MODES = tuple(os.environ.get("BENCH_MODES", "sync,async").split(","))
 USERS = tuple(int(u) for u in os.environ.get("BENCH_USERS", "500,50").split(","))
-WITH_PGBENCH = os.environ.get("BENCH_PGBENCH", "1") == "1"
+WITH_YARDSTICKS = os.environ.get("BENCH_YARDSTICKS", "1") == "1"
+_YARDSTICK_S = os.environ.get("BENCH_YARDSTICK_S")
+# Yardstick (a) as ARCHITECTURE section 9 fixes it; (b) a short run of the product's Locust
+# settings (long enough to be past the spawn ramp of 500 users at 50/s for most of it).
+PGBENCH_S = int(_YARDSTICK_S or 20)
+FASTAPI_S = int(_YARDSTICK_S or 30)
+FASTAPI_USERS = 500
 DRAIN_TIMEOUT_S = 180
-PGBENCH_S = 20
 # Longer than REQUEST_LOG_FLUSH_INTERVAL_S (1 s by default).
 REQUEST_LOG_FLUSH_S = 2.0
 # Other processes using more than this share of the machine make a run's figures suspect.
@@ -93,6 +106,8 @@ def measure(
     name = f"{stamp}-{mode}-{users}"
     _log(f"{mode} mode, {users} users, {RUN_TIME_S} s")
     log_offsets = stack.log_offsets()
+    metrics_url = f"{stack.api_url}/metrics"
+    batches_before = batchsizes.scrape(metrics_url)
     with (
         CpuWindow(stack.pids | servers.pids) as cpu,
         RssSampler(stack.pids["api"]) as rss,
@@ -116,6 +131,8 @@ def measure(
     # reconciler; the next run's reset must not race it, so wait (outside the CPU window).
     drain = dbstats.wait_until_drained(servers.database_url, timeout_s=DRAIN_TIMEOUT_S)
     time.sleep(REQUEST_LOG_FLUSH_S)  # the request log's last batch, before counting its rows
+    # Async: the worker's batches while it caught up count too (it shares the api's metrics).
+    batch_sizes = batchsizes.batch_sizes(batches_before, batchsizes.scrape(metrics_url))
     times = dbstats.withdrawal_times(servers.database_url)
     db = summarise_withdrawals(times, ramp_s=users / SPAWN_RATE)
     completed_in_window = sum(
@@ -140,6 +157,7 @@ def measure(
         "api_rss_peak_mb": round(rss.peak_kb / 1024, 1),
         "api_process_hwm_mb": round(max(tree_memory_kb(stack.pids["api"], "VmHWM")) / 1024, 1),
         "pg_sessions_by_wait": activity.averages(),
+        "batch_sizes": batch_sizes,
         "request_log_rows": dbstats.request_log_rows(servers.database_url),
         "open_after_load": catch_up.open_at_start,
         "catch_up_wait_s": catch_up.waited_s,
@@ -153,20 +171,29 @@ def measure(
     }
 
 
-def ceiling(servers: Servers) -> dict[str, Any]:
-    """pgbench on a fresh seed, with the apps stopped; the audit checks the script's writes."""
-    if not pgbench.available():
-        return {"available": False}
+def yardsticks(servers: Servers, *, workers: int, stamp: str) -> dict[str, Any]:
+    """Both yardsticks, with the apps stopped: (b) under Locust, then (a) with pgbench."""
     env = app_env(servers)
-    seed(env)
-    _log(f"pgbench: reservation transaction, {pgbench.CLIENTS} clients, {PGBENCH_S} s")
-    result = pgbench.run_reserve(
-        port=servers.postgres.port,
-        database=servers.postgres.database,
-        merchant_ids=dbstats.merchant_id_range(servers.database_url),
-        duration_s=PGBENCH_S,
-    )
-    return {"available": True, **result.__dict__, "audit_ok": audit(env)}
+    seed(env)  # the tokens Locust's users pick up; the trivial app ignores them
+    _log(f"yardstick (b): trivial FastAPI POST, {FASTAPI_USERS} users, {FASTAPI_S} s")
+    with running_trivial_app(servers, workers=workers) as url:
+        name = f"{stamp}-yardstick-fastapi"
+        locust = run_locust(
+            users=FASTAPI_USERS,
+            run_time_s=FASTAPI_S,
+            api_url=url,
+            redis_url=servers.redis_url,
+            csv_prefix=servers.root / name,
+            html=RESULTS / f"{name}.html",
+            env=env,
+        )
+    found: dict[str, Any] = {"fastapi": {"users": FASTAPI_USERS, "run_time_s": FASTAPI_S}}
+    found["fastapi"] |= locust.stats.__dict__
+    if pgbench.available():
+        _log(f"yardstick (a): fixed pgbench script, {pgbench.CLIENTS} clients, {PGBENCH_S} s")
+        pgbench.setup(port=servers.postgres.port)
+        found["pgbench"] = pgbench.run(port=servers.postgres.port, duration_s=PGBENCH_S).__dict__
+    return found
 
 
 def machine() -> dict[str, Any]:
@@ -207,35 +234,40 @@ def main() -> int:
                 for users in USERS:
                     runs.append(measure(stack, servers, mode=mode, users=users, stamp=stamp))
                     _log(markdown_table(runs[-1:]).splitlines()[-1])
-        pg = ceiling(servers) if WITH_PGBENCH else {"available": False}
-    if pg.get("available"):
-        for run in runs:
-            run["pgbench_ratio"] = round(run["db"]["completed_per_s"] / pg["tps"], 2)
+        details = yardsticks(servers, workers=workers, stamp=stamp) if WITH_YARDSTICKS else {}
+    sticks = {
+        "pgbench_tps": details["pgbench"]["tps"] if "pgbench" in details else None,
+        "fastapi_rps": details["fastapi"]["rps"] if "fastapi" in details else None,
+    }
+    for run in runs:
+        run["yardstick_ratio"] = yardstick_ratio(run["db"]["completed_per_s"], sticks)
     result = {"timestamp": stamp, "machine": machine(), "api_workers": workers}
-    result |= {"runs": runs, "pgbench": pg}
+    result |= {"runs": runs, "yardsticks": sticks, "yardstick_runs": details}
     text = json.dumps(result, indent=2) + "\n"
     (RESULTS / f"{stamp}.json").write_text(text)
     (RESULTS / "latest.json").write_text(text)
     print(render(result), flush=True)
-    clean = all(r["audit_ok"] and r["drained"] for r in runs) and pg.get("audit_ok", True)
+    clean = all(r["audit_ok"] and r["drained"] for r in runs)
     return 0 if clean else 1
 
 
 def render(result: dict[str, Any]) -> str:
-    m, pg = result["machine"], result["pgbench"]
+    m, details = result["machine"], result["yardstick_runs"]
     lines = [
         f"Machine: {m['nproc']} cores, {m['cpu_model']}; api --workers {result['api_workers']}",
         markdown_table(result["runs"]),
     ]
-    if pg.get("available"):
-        ratios = ", ".join(
-            f"{r['mode']}/{r['users']}: {r.get('pgbench_ratio', 0):.2f}" for r in result["runs"]
-        )
+    if "pgbench" in details:
+        pg = details["pgbench"]
         lines.append(
-            f"pgbench reservation ceiling: {pg['tps']:.0f} tps ({pg['clients']} clients, "
-            f"{pg['duration_s']} s, {pg['latency_ms']:.1f} ms avg, {pg['failed']} failed, "
-            f"audit {'clean' if pg['audit_ok'] else 'FAILED'}); api completed/s / pgbench tps: "
-            f"{ratios}"
+            f"Yardstick (a), fixed pgbench script: {pg['tps']:.0f} tps ({pg['clients']} clients, "
+            f"{pg['duration_s']} s, {pg['latency_ms']:.1f} ms avg, {pg['failed']} failed)"
+        )
+    if "fastapi" in details:
+        fa = details["fastapi"]
+        lines.append(
+            f"Yardstick (b), trivial FastAPI POST: {fa['rps']:.0f} requests/s ({fa['users']} "
+            f"users, {fa['run_time_s']} s, p50 {fa['p50_ms']:.0f} ms, {fa['failures']} failures)"
         )
     for run in result["runs"]:
         label = f"{run['mode']}/{run['users']}"

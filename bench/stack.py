@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,8 @@ from app.embedded.process import free_port
 
 ARQ_HEALTH_KEY = "arq:queue:health-check"
 STOP_TIMEOUT_S = 30
+# How the api is served in the bench; yardstick (b) is served the same way.
+UVICORN = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "--no-server-header"]
 
 
 @dataclass(frozen=True)
@@ -184,10 +186,9 @@ def running_apps(
         # prometheus-client's multiprocess mode, as deployed: an empty directory per start.
         metrics_dir = Path(tempfile.mkdtemp(prefix="metrics-", dir=servers.root))
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    uvicorn = ["-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "--no-server-header"]
     commands = {
-        "settlement": [*uvicorn, "app.settlement.main:app", "--port", str(settlement_port)],
-        "api": [*uvicorn, "app.main:app", "--port", str(api_port), "--workers", str(api_workers)],
+        "settlement": [*UVICORN, "app.settlement.main:app", "--port", str(settlement_port)],
+        "api": [*UVICORN, "app.main:app", "--port", str(api_port), "--workers", str(api_workers)],
     }
     if worker:
         commands["worker"] = ["-m", "arq", "workers.settings.WorkerSettings"]
@@ -205,14 +206,38 @@ def running_apps(
             _wait_worker(servers.redis_url, processes["worker"])
         yield BenchStack(api_url, settlement_url, env, processes, logs)
     finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop(processes.values())
+
+
+@contextmanager
+def running_trivial_app(servers: Servers, *, workers: int) -> Iterator[str]:
+    """Yardstick (b), bench.trivial_app, under the api's uvicorn layout; yields its URL."""
+    port = free_port()
+    command = [*UVICORN, "bench.trivial_app:app", "--port", str(port), "--workers", str(workers)]
+    logs = servers.root / "logs"
+    logs.mkdir(exist_ok=True)
+    with (logs / "trivial_app.log").open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - our interpreter, our args
+            [sys.executable, *command], env=app_env(servers), stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, process)
+        yield url
+    finally:
+        _stop([process])
+
+
+def _stop(processes: Iterable[subprocess.Popen[bytes]]) -> None:
+    processes = list(processes)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @contextmanager

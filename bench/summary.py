@@ -1,4 +1,5 @@
-"""Pure arithmetic of a benchmark run: rates, percentiles, CPU per withdrawal, the table."""
+"""Pure arithmetic of a benchmark run: rates, percentiles, CPU per withdrawal, yardstick
+ratios, the table."""
 
 import math
 from dataclasses import dataclass
@@ -75,6 +76,34 @@ def cpu_per_withdrawal(cpu_s: dict[str, float], completed: int) -> dict[str, flo
     return {"total": round(sum(per.values()), 2), **per}
 
 
+def yardstick_ratio(
+    completed_per_s: float, yardsticks: dict[str, float | None]
+) -> dict[str, float]:
+    """completed/s over each yardstick measured in the same run (ARCHITECTURE section 9)."""
+    ratios = {}
+    for name, key in (("pgbench", "pgbench_tps"), ("fastapi", "fastapi_rps")):
+        value = yardsticks.get(key)
+        if value:
+            ratios[name] = round(completed_per_s / value, 3)
+    return ratios
+
+
+def _ratio(run: dict[str, Any], name: str) -> str:
+    value = run.get("yardstick_ratio", {}).get(name)
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _batch_sizes(run: dict[str, Any]) -> str:
+    sizes = run.get("batch_sizes") or {}
+    return (
+        "; ".join(
+            f"{name} {s['mean']:.1f}/{s['p50']:.0f}/{s['p95']:.0f}"
+            for name, s in sorted(sizes.items())
+        )
+        or "-"
+    )
+
+
 COLUMNS = [
     ("mode", "{mode}"),
     ("users", "{users}"),
@@ -88,6 +117,9 @@ COLUMNS = [
     ("failures", "{failures}"),
     ("202->SUCCESS p50/p99 ms", "{to_success}"),
     ("CPU ms/wd", "{cpu_ms:.2f}"),
+    ("/ pgbench", "{pgbench_ratio}"),
+    ("/ FastAPI", "{fastapi_ratio}"),
+    ("batch size mean/p50/p95", "{batch_sizes}"),
     ("api peak RSS MB", "{rss_mb:.0f}"),
     ("audit", "{audit}"),
 ]
@@ -114,6 +146,9 @@ def table_row(run: dict[str, Any]) -> dict[str, Any]:
             else "-"
         ),
         "cpu_ms": run["cpu_ms_per_withdrawal"]["total"],
+        "pgbench_ratio": _ratio(run, "pgbench"),
+        "fastapi_ratio": _ratio(run, "fastapi"),
+        "batch_sizes": _batch_sizes(run),
         "rss_mb": run["api_rss_peak_mb"],
         "audit": "clean" if run["audit_ok"] else "FAILED",
     }

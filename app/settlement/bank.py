@@ -10,30 +10,44 @@ import random
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, cast
 from uuid import UUID
 
-import asyncpg
+from sqlalchemy import RowMapping, Table, bindparam, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.models.settlement import PayoutStatus
+from app.models.settlement import PayoutStatus, SettlementBankTransfer
+from app.settlement.repository import autocommit
 
 # Accounts the simulated bank always refuses: a deterministic way to exercise refusals.
 REJECTED_ACCOUNT_PREFIX = "IRREJECT"
 ACCOUNT_REJECTED = "ACCOUNT_REJECTED"
 
-# Built once, run on asyncpg's pool (see app/settlement/repository.py).
-_INSERT_TRANSFER = """
-INSERT INTO settlement_bank_transfers
-    (reference, amount, account, status, bank_reference, failure_code)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (reference) DO NOTHING
-RETURNING amount, account, status, bank_reference, failure_code
-"""
-_GET_TRANSFER = """
-SELECT amount, account, status, bank_reference, failure_code
-FROM settlement_bank_transfers
-WHERE reference = $1
-"""
+_transfers = cast(Table, SettlementBankTransfer.__table__)
+_TRANSFER = (
+    _transfers.c.amount,
+    _transfers.c.account,
+    _transfers.c.status,
+    _transfers.c.bank_reference,
+    _transfers.c.failure_code,
+)
+# Built once, executed with a dict of values, on AUTOCOMMIT connections (as in
+# app/settlement/repository.py).
+_INSERT_TRANSFER = (
+    insert(_transfers)
+    .values(
+        reference=bindparam("ref"),
+        amount=bindparam("to_amount"),
+        account=bindparam("to_account"),
+        status=bindparam("outcome"),
+        bank_reference=bindparam("outcome_reference"),
+        failure_code=bindparam("outcome_failure"),
+    )
+    .on_conflict_do_nothing(index_elements=[_transfers.c.reference])
+    .returning(*_TRANSFER)
+)
+_GET_TRANSFER = select(*_TRANSFER).where(_transfers.c.reference == bindparam("ref"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +80,8 @@ class SimulatedBank:
     calls that raise BankUnavailable before anything is recorded, for failure injection.
     """
 
-    def __init__(self, db: asyncpg.Pool, *, latency_ms: int = 0, failure_rate: float = 0.0):
-        self._db = db
+    def __init__(self, engine: AsyncEngine, *, latency_ms: int = 0, failure_rate: float = 0.0):
+        self._engine = engine
         self._latency_s = latency_ms / 1000
         self._failure_rate = failure_rate
 
@@ -94,20 +108,24 @@ class SimulatedBank:
 
     async def _transfer_once(
         self, reference: UUID, amount: Decimal, account: str, proposed: BankResult
-    ) -> asyncpg.Record:
+    ) -> RowMapping:
         # Each statement is its own transaction: the transfer is durable as its INSERT returns.
         # Concurrent calls with one reference race here: the primary key lets exactly one
         # insert win (the others wait for it to commit, then insert nothing).
-        inserted = await self._db.fetchrow(
-            _INSERT_TRANSFER,
-            reference,
-            amount,
-            account,
-            proposed.status.value,
-            proposed.bank_reference,
-            proposed.failure_code,
-        )
-        if inserted is not None:
-            return inserted
-        # A separate statement, so a new READ COMMITTED snapshot: it sees the winner.
-        return await self._db.fetchrow(_GET_TRANSFER, reference)
+        async with autocommit(self._engine) as conn:
+            inserted = await conn.execute(
+                _INSERT_TRANSFER,
+                {
+                    "ref": reference,
+                    "to_amount": amount,
+                    "to_account": account,
+                    "outcome": proposed.status.value,
+                    "outcome_reference": proposed.bank_reference,
+                    "outcome_failure": proposed.failure_code,
+                },
+            )
+            row = inserted.mappings().one_or_none()
+            if row is not None:
+                return row
+            # A separate statement, so a new READ COMMITTED snapshot: it sees the winner.
+            return (await conn.execute(_GET_TRANSFER, {"ref": reference})).mappings().one()

@@ -7,8 +7,8 @@ what is only an attribute lookup.
 import hmac
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.settlement.errors import InternalTokenInvalid, InternalTokenMissing
@@ -28,9 +28,9 @@ async def require_internal_token(
     request.state.actor = "internal:core"
 
 
-async def get_db_pool(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.db_pool
-    return pool
+async def get_engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
 
 
-DbPoolDep = Annotated[asyncpg.Pool, Depends(get_db_pool)]
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from app.common import NO_OPENTELEMETRY, install_common, observability
 from app.config import Settings, get_settings
-from app.db import create_engine, create_statement_pool
+from app.db import create_engine
 from app.docs import install_docs
 from app.gc_tuning import tune_gc
 from app.health.router import database_check
@@ -25,18 +25,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        # Only the request log writer and the health check use the engine: a few connections.
-        app.state.engine = create_engine(settings, pool_size=2)
-        # Every payout step is one statement, so the payout path needs no sessions: on
-        # asyncpg's own pool each statement is its own transaction, with no BEGIN or COMMIT
-        # round trip and a third of SQLAlchemy's client CPU per statement (app.db).
-        app.state.db_pool = await create_statement_pool(settings)
+        # One engine for everything (ARCHITECTURE section 1): the payout steps (Core
+        # statements on its connections, no sessions), the request log and the health check.
+        app.state.engine = create_engine(settings)
         # Settlement keeps no state in Redis, so only its database decides readiness.
         app.state.readiness_checks = {"database": database_check}
         # The bank adapter: anything meeting app.settlement.bank.Bank plugs in here. Only the
         # simulated bank exists so far; it keeps its transfers in this database.
         app.state.bank = SimulatedBank(
-            app.state.db_pool,
+            app.state.engine,
             latency_ms=settings.BANK_LATENCY_MS,
             failure_rate=settings.BANK_FAILURE_RATE,
         )
@@ -45,7 +42,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 tune_gc()
                 yield
         finally:
-            await app.state.db_pool.close()
             await app.state.engine.dispose()
 
     app = FastAPI(

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from app.models.settlement import PayoutStatus
 from app.settlement import service
-from app.settlement.deps import DbPoolDep, require_internal_token
+from app.settlement.deps import EngineDep, require_internal_token
 from app.settlement.schemas import PayoutOut, WithdrawRequest
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
@@ -35,11 +35,11 @@ router = APIRouter(
 async def withdraw(body: WithdrawRequest, request: Request, response: Response) -> PayoutOut:
     """Pay a withdrawal out exactly once; repeats answer the first outcome (PAID or REFUSED),
     or 202 PENDING while another request for it is in the bank call."""
-    # The pool and the bank straight from app.state: every dependency costs FastAPI a resolve
+    # The engine and the bank straight from app.state: every dependency costs FastAPI a resolve
     # pass on each request, and this is the route every withdrawal takes.
     state = request.app.state
     payout = await service.withdraw(
-        state.db_pool,
+        state.engine,
         bank=state.bank,
         withdrawal_id=body.withdrawal_id,
         merchant_id=body.merchant_id,
@@ -57,6 +57,6 @@ async def withdraw(body: WithdrawRequest, request: Request, response: Response) 
     "/withdraw/{withdrawal_id}",
     responses={404: {"description": "PAYOUT_NOT_FOUND: never received", **PROBLEM}},
 )
-async def get_withdrawal(withdrawal_id: UUID, db: DbPoolDep) -> PayoutOut:
+async def get_withdrawal(withdrawal_id: UUID, engine: EngineDep) -> PayoutOut:
     """A payout's state: PAID, REFUSED, or PENDING (received, no bank outcome yet; POST again)."""
-    return PayoutOut.of(await service.get_payout(db, withdrawal_id=withdrawal_id))
+    return PayoutOut.of(await service.get_payout(engine, withdrawal_id=withdrawal_id))

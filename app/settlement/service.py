@@ -1,8 +1,8 @@
 """Paying a withdrawal out exactly once.
 
 Unlike the core's services, this one owns its durability, in three steps that are each one
-statement on asyncpg's pool (`app.db.create_statement_pool`), where every statement is its own
-transaction, so each is committed when it returns and costs no BEGIN or COMMIT round trip:
+statement on a connection of the app's one engine in AUTOCOMMIT (`repository.autocommit`),
+so each is its own transaction, committed when it returns, before the next step starts:
 claim the payout as PENDING (durable before the bank is called, so a crash leaves a claim and
 no transaction or lock is held across the network), call the bank, record the outcome.
 
@@ -22,19 +22,19 @@ import logging
 from decimal import Decimal
 from uuid import UUID
 
-import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.models.settlement import PayoutStatus
 from app.settlement import repository
 from app.settlement.bank import Bank, BankResult, BankUnavailable
 from app.settlement.errors import BankUnavailableError, PayoutMismatch, PayoutNotFound
-from app.settlement.repository import Payout
+from app.settlement.repository import Payout, autocommit
 
 logger = logging.getLogger("app.settlement")
 
 
 async def withdraw(
-    db: asyncpg.Pool,
+    engine: AsyncEngine,
     *,
     bank: Bank,
     withdrawal_id: UUID,
@@ -47,7 +47,7 @@ async def withdraw(
     """Pay the withdrawal out once and return its outcome: PAID or REFUSED (the first one on
     repeats), or PENDING while another request is in the bank call for it."""
     payout, leased = await _claim(
-        db,
+        engine,
         withdrawal_id=withdrawal_id,
         merchant_id=merchant_id,
         account_id=account_id,
@@ -65,11 +65,12 @@ async def withdraw(
     if payout.status != PayoutStatus.PENDING:
         return payout
     if not leased:
-        taken = await repository.take_lease(db, withdrawal_id=withdrawal_id, lease_s=lease_s)
+        async with autocommit(engine) as conn:
+            taken = await repository.take_lease(conn, withdrawal_id=withdrawal_id, lease_s=lease_s)
         if taken is None:
             # Another request holds the lease and is calling the bank (or has just recorded
             # the outcome): answer what is stored now rather than call the bank twice.
-            return await _existing(db, withdrawal_id)
+            return await _existing(engine, withdrawal_id)
         payout = taken
     assert payout.lease_until is not None
 
@@ -81,29 +82,31 @@ async def withdraw(
     except BankUnavailable as exc:
         logger.warning("bank unavailable for payout %s: %s", withdrawal_id, exc)
         # The outcome is unknown but nobody is calling the bank now: a retry may at once.
-        await repository.give_up_lease(
-            db, withdrawal_id=withdrawal_id, lease_until=payout.lease_until
-        )
+        async with autocommit(engine) as conn:
+            await repository.give_up_lease(
+                conn, withdrawal_id=withdrawal_id, lease_until=payout.lease_until
+            )
         raise BankUnavailableError(
             "the bank did not answer; the payout is PENDING, send the same request again",
             extra={"withdrawal_id": str(withdrawal_id), "payout_status": PayoutStatus.PENDING},
         ) from exc
 
-    payout = await _record(db, withdrawal_id=withdrawal_id, result=result)
+    payout = await _record(engine, withdrawal_id=withdrawal_id, result=result)
     logger.info("payout %s %s", withdrawal_id, payout.status)
     return payout
 
 
-async def get_payout(db: asyncpg.Pool, *, withdrawal_id: UUID) -> Payout:
+async def get_payout(engine: AsyncEngine, *, withdrawal_id: UUID) -> Payout:
     """The payout's current state (PENDING, PAID or REFUSED); PayoutNotFound if never received."""
-    payout = await repository.get(db, withdrawal_id=withdrawal_id)
+    async with autocommit(engine) as conn:
+        payout = await repository.get(conn, withdrawal_id=withdrawal_id)
     if payout is None:
         raise PayoutNotFound(f"no payout for withdrawal {withdrawal_id}")
     return payout
 
 
 async def _claim(
-    db: asyncpg.Pool,
+    engine: AsyncEngine,
     *,
     withdrawal_id: UUID,
     merchant_id: int,
@@ -114,38 +117,41 @@ async def _claim(
 ) -> tuple[Payout, bool]:
     # Step 1: the PENDING claim with its lease, committed as the INSERT returns (True); or the
     # earlier claim (False).
-    claimed = await repository.insert_pending(
-        db,
-        withdrawal_id=withdrawal_id,
-        merchant_id=merchant_id,
-        account_id=account_id,
-        amount=amount,
-        bank_account=bank_account,
-        lease_s=lease_s,
-    )
+    async with autocommit(engine) as conn:
+        claimed = await repository.insert_pending(
+            conn,
+            withdrawal_id=withdrawal_id,
+            merchant_id=merchant_id,
+            account_id=account_id,
+            amount=amount,
+            bank_account=bank_account,
+            lease_s=lease_s,
+        )
     if claimed is not None:
         return claimed, True
-    return await _existing(db, withdrawal_id), False
+    return await _existing(engine, withdrawal_id), False
 
 
-async def _record(db: asyncpg.Pool, *, withdrawal_id: UUID, result: BankResult) -> Payout:
+async def _record(engine: AsyncEngine, *, withdrawal_id: UUID, result: BankResult) -> Payout:
     # Step 3: the outcome, committed as the UPDATE returns; nothing if a duplicate was first.
-    recorded = await repository.record_outcome(
-        db,
-        withdrawal_id=withdrawal_id,
-        status=result.status,
-        bank_reference=result.bank_reference,
-        failure_code=result.failure_code,
-    )
-    return recorded or await _existing(db, withdrawal_id)
+    async with autocommit(engine) as conn:
+        recorded = await repository.record_outcome(
+            conn,
+            withdrawal_id=withdrawal_id,
+            status=result.status,
+            bank_reference=result.bank_reference,
+            failure_code=result.failure_code,
+        )
+    return recorded or await _existing(engine, withdrawal_id)
 
 
-async def _existing(db: asyncpg.Pool, withdrawal_id: UUID) -> Payout:
+async def _existing(engine: AsyncEngine, withdrawal_id: UUID) -> Payout:
     # Our INSERT or UPDATE changed nothing: another request claimed the payout (or recorded
     # its outcome) first, and committed before ours returned (a conflicting write waits for
     # the winner's commit). Reading it takes a separate statement: under READ COMMITTED that
     # gets a new snapshot, which includes the winner's commit; the conflicting one's may not.
-    payout = await repository.get(db, withdrawal_id=withdrawal_id)
+    async with autocommit(engine) as conn:
+        payout = await repository.get(conn, withdrawal_id=withdrawal_id)
     if payout is None:  # pragma: no cover - payouts are never deleted
         raise RuntimeError(f"payout {withdrawal_id} was not changed but cannot be read")
     return payout

@@ -1,33 +1,38 @@
-"""bench/pgbench.py's reservation runs against the current schema and reserves correctly."""
+"""Yardstick (a): bench/pgbench.py's fixed script runs on its own schema and books correctly."""
 
 from decimal import Decimal
 
 import asyncpg
-import httpx
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import make_url
 
-from app.models import MerchantCredit
-from bench.pgbench import AMOUNT, RESERVE_SCRIPT
-from tests.support.api import admin_token, approved_merchant
-from tests.support.money import assert_books_balance, top_up
+from bench import pgbench
+from tests.support.stack import ServerStack
 
 
-async def test_the_pgbench_reservation_reserves_on_the_current_function(
-    api: httpx.AsyncClient,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    db_pool: asyncpg.Pool,
+async def test_the_fixed_script_reserves_on_its_own_tables_and_every_transaction_balances(
+    stack: ServerStack,
 ) -> None:
-    admin = await admin_token(api, sessionmaker)
-    await top_up(api, admin, "100.00")
-    merchant_id, _ = await approved_merchant(api, admin)
-    statement = RESERVE_SCRIPT.split("\n", 1)[1].replace(":mid", str(merchant_id))
-    statement = statement.replace(":amount", AMOUNT)
-    record = await db_pool.fetchrow(statement)
-    assert record is not None and record["outcome"] == "RESERVED"
-    async with sessionmaker() as session:
-        utilized = await session.scalar(
-            select(MerchantCredit.utilized_amount).where(MerchantCredit.merchant_id == merchant_id)
+    port = stack.postgres.port
+    pgbench.setup(port=port)
+    result = pgbench.run(port=port, duration_s=1, clients=4)
+    assert result.transactions > 0 and result.failed == 0
+
+    url = make_url(stack.database_url).set(drivername="postgresql", database=pgbench.DATABASE)
+    conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        n = result.transactions
+        spent = Decimal(pgbench.AMOUNT) * n
+        # One key, one withdrawal and two ledger entries per transaction, as one unit.
+        assert await conn.fetchval("SELECT count(*) FROM keys") == n
+        assert await conn.fetchval("SELECT count(*) FROM withdrawals") == n
+        assert await conn.fetchval("SELECT count(*) FROM ledger") == 2 * n
+        unbalanced = (
+            "SELECT count(*) FROM (SELECT tx_id FROM ledger GROUP BY tx_id"
+            " HAVING sum(amount) <> 0) AS t"
         )
-    assert utilized == Decimal(AMOUNT)
-    await assert_books_balance(sessionmaker)
+        assert await conn.fetchval(unbalanced) == 0
+        assert await conn.fetchval("SELECT sum(utilized) FROM lines") == spent
+        pool = await conn.fetchval("SELECT available FROM pool")
+        assert pool == Decimal("1000000000000.00") - spent
+    finally:
+        await conn.close()

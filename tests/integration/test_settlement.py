@@ -10,10 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db import create_statement_pool
 from tests.conftest import _client_for
 from tests.support.settlement import WITHDRAW, CountingBank, new_order
 
@@ -238,7 +237,11 @@ async def test_transient_bank_failure_is_503_then_the_retry_pays_once(
 
 
 async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
-    settings: Settings, clean_db: None, auth: dict[str, str], sessionmaker: Any
+    settings: Settings,
+    clean_db: None,
+    auth: dict[str, str],
+    sessionmaker: Any,
+    engine: AsyncEngine,
 ) -> None:
     from app.settlement import repository
     from app.settlement.bank import SimulatedBank
@@ -246,10 +249,9 @@ async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
     order = new_order()
     withdrawal_id = uuid.UUID(order["withdrawal_id"])
     # The state a crash between the bank call and recording its outcome leaves behind.
-    pool = await create_statement_pool(settings, size=2)
-    try:
+    async with engine.begin() as conn:
         pending = await repository.insert_pending(
-            pool,
+            conn,
             withdrawal_id=withdrawal_id,
             merchant_id=order["merchant_id"],
             account_id=uuid.UUID(order["account_id"]),
@@ -257,12 +259,10 @@ async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
             bank_account=order["account"],
             lease_s=0.000001,  # the crashed holder's lease has expired
         )
-        assert pending is not None
-        paid = await SimulatedBank(pool).pay(
-            reference=withdrawal_id, amount=pending.amount, account=pending.bank_account
-        )
-    finally:
-        await pool.close()
+    assert pending is not None
+    paid = await SimulatedBank(engine).pay(
+        reference=withdrawal_id, amount=pending.amount, account=pending.bank_account
+    )
 
     async for client, bank in counted_settlement(settings):
         response = await client.post(WITHDRAW, json=order, headers=auth)
@@ -277,16 +277,19 @@ async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
 
 
 async def test_a_payout_whose_lease_is_held_answers_pending_without_calling_the_bank(
-    settings: Settings, clean_db: None, auth: dict[str, str], sessionmaker: Any
+    settings: Settings,
+    clean_db: None,
+    auth: dict[str, str],
+    sessionmaker: Any,
+    engine: AsyncEngine,
 ) -> None:
     from app.settlement import repository
 
     order = new_order()
     # Another settlement process holds the lease and is (as far as anyone knows) in the bank.
-    pool = await create_statement_pool(settings, size=1)
-    try:
+    async with engine.begin() as conn:
         await repository.insert_pending(
-            pool,
+            conn,
             withdrawal_id=uuid.UUID(order["withdrawal_id"]),
             merchant_id=order["merchant_id"],
             account_id=uuid.UUID(order["account_id"]),
@@ -294,8 +297,6 @@ async def test_a_payout_whose_lease_is_held_answers_pending_without_calling_the_
             bank_account=order["account"],
             lease_s=60,
         )
-    finally:
-        await pool.close()
 
     async for client, bank in counted_settlement(settings):
         response = await client.post(WITHDRAW, json=order, headers=auth)
@@ -322,3 +323,29 @@ async def test_flaky_bank_under_concurrent_retries_still_pays_once(
             assert response.json() == final[orders.index(order)]
     assert len(await rows(sessionmaker, "settlement_bank_transfers")) == len(orders)
     await assert_books_agree(sessionmaker)
+
+
+async def test_the_pending_claim_and_its_lease_are_committed_before_the_bank_is_called(
+    settings: Settings, clean_db: None, auth: dict[str, str], sessionmaker: Any
+) -> None:
+    seen: list[Any] = []
+
+    class LookingBank(CountingBank):
+        async def pay(self, *, reference: uuid.UUID, amount: Decimal, account: str) -> Any:
+            # Another connection, so it sees only what is committed: a crash from here on
+            # leaves this claim for the next request (or the reconciler) to re-drive.
+            seen.extend(await rows(sessionmaker, "settlement_payouts"))
+            return await super().pay(reference=reference, amount=amount, account=account)
+
+    from app.settlement.main import create_app
+
+    app = create_app(settings)
+    async for client in _client_for(app, "http://settlement.test"):
+        app.state.bank = LookingBank(app.state.bank)
+        order = new_order()
+        response = await client.post(WITHDRAW, json=order, headers=auth)
+    assert response.json()["status"] == "PAID"
+    assert [(str(p.withdrawal_id), p.status) for p in seen] == [(order["withdrawal_id"], "PENDING")]
+    assert seen[0].lease_until is not None
+    # And the outcome is committed before it is answered.
+    assert [p.status for p in await rows(sessionmaker, "settlement_payouts")] == ["PAID"]

@@ -1,11 +1,12 @@
 """Result summarising of `make bench`: rates from the database, Locust and pgbench output."""
 
 import json
+import re
 
 import pytest
 
 from bench.locust import parse_failures_csv, parse_stats_csv
-from bench.pgbench import RESERVE_SCRIPT, parse_output
+from bench.pgbench import SCRIPT, parse_output
 from bench.stack import error_kinds
 from bench.summary import (
     WithdrawalTimes,
@@ -13,6 +14,7 @@ from bench.summary import (
     markdown_table,
     percentile,
     summarise_withdrawals,
+    yardstick_ratio,
 )
 
 STATS_CSV = """\
@@ -102,11 +104,33 @@ def test_pgbench_summary_is_parsed() -> None:
     assert (result.transactions, result.failed, result.latency_ms) == (17280, 0, 18.512)
 
 
-def test_pgbench_script_is_one_reserve_call_as_its_own_transaction() -> None:
-    statements = [s.strip() for s in RESERVE_SCRIPT.split(";") if s.strip()]
-    # The meta-command picks the merchant; then the api's statement, with no BEGIN/COMMIT.
-    assert len(statements) == 1
-    assert statements[0].splitlines()[1].startswith("SELECT * FROM creditpool_reserve(")
+def test_pgbench_script_is_transaction_1_in_one_transaction_with_the_pool_last() -> None:
+    # A statement ends with ";" or with \gset (which keeps its answer for the next ones).
+    parts = re.split(r";|\\gset", SCRIPT.split("\n", 1)[1])
+    statements = [" ".join(part.split()) for part in parts if part.strip()]
+    kinds = [statement[:24] for statement in statements]
+    assert kinds == [
+        "BEGIN",
+        "INSERT INTO keys (mercha",
+        "SELECT utilized, credit_",
+        "UPDATE lines SET utilize",
+        "INSERT INTO withdrawals ",
+        "INSERT INTO ledger (tx_i",
+        "INSERT INTO ledger (tx_i",
+        "UPDATE pool SET availabl",
+        "COMMIT",
+    ]
+    assert statements[2].endswith("FOR UPDATE")
+    assert "'POOL'" in statements[5] and "'IN_FLIGHT'" in statements[6]
+
+
+def test_yardstick_ratio_is_completed_per_s_over_each_yardstick() -> None:
+    sticks = {"pgbench_tps": 2000.0, "fastapi_rps": 4000.0}
+    assert yardstick_ratio(700.0, sticks) == {"pgbench": 0.35, "fastapi": 0.175}
+    # A yardstick that was not measured gives no ratio rather than a division by nothing.
+    assert yardstick_ratio(700.0, {"pgbench_tps": None, "fastapi_rps": 4000.0}) == {
+        "fastapi": 0.175
+    }
 
 
 def test_table_has_one_row_per_run() -> None:
@@ -123,6 +147,28 @@ def test_table_has_one_row_per_run() -> None:
     assert len(lines) == 3
     assert "| async | 50 | 10 |" in lines[2]
     assert "12 / 80" in lines[2] and "4.25" in lines[2] and "clean" in lines[2]
+    # A run before the yardsticks existed shows dashes, not an error.
+    assert "| 4.25 | - | - | - |" in lines[2]
+
+
+def test_table_shows_yardstick_ratios_and_batch_sizes() -> None:
+    run = {
+        "mode": "sync",
+        "users": 500,
+        "db": {"completed_per_s": 700.0},
+        "locust": {"rps": 700.0, "p50_ms": 500, "p95_ms": 900, "p99_ms": 1200, "failures": 0},
+        "cpu_ms_per_withdrawal": {"total": 3.0},
+        "api_rss_peak_mb": 250.0,
+        "audit_ok": True,
+        "yardstick_ratio": {"pgbench": 0.351, "fastapi": 0.175},
+        "batch_sizes": {
+            "reserve": {"mean": 12.5, "p50": 11.0, "p95": 30.0},
+            "finish": {"mean": 9.0, "p50": 8.0, "p95": 21.0},
+        },
+    }
+    header, _, row = markdown_table([run]).splitlines()
+    assert "/ pgbench | / FastAPI | batch size mean/p50/p95" in header
+    assert "| 0.35 | 0.17 | finish 9.0/8/21; reserve 12.5/11/30 |" in row
 
 
 def test_app_log_errors_are_grouped_by_message_and_exception() -> None:

@@ -151,7 +151,7 @@ def build_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
         if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
             continue
         path_item = document["paths"][route.path_format]
-        for method in route.methods:
+        for method in route.methods or ():
             operation = path_item.get(method.lower())
             if operation is None:
                 continue

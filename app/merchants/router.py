@@ -1,6 +1,6 @@
 """The merchant's own view (/api/v1/me) and the admin's merchant management."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
@@ -17,9 +17,10 @@ admin_router = APIRouter(prefix="/api/v1/admin", tags=["admin"], route_class=Exa
 
 # Below 2^53, where JSON numbers stay exact in every client (JavaScript included).
 MerchantId = Annotated[int, Path(gt=0, le=2**53 - 1)]
-_NOT_FOUND = {404: {"description": "MERCHANT_NOT_FOUND"}}
-_TRANSITION = {409: {"description": "INVALID_STATUS_TRANSITION"}}
-_INVALID_CURSOR = {
+Responses = dict[int | str, dict[str, Any]]
+_NOT_FOUND: Responses = {404: {"description": "MERCHANT_NOT_FOUND"}}
+_TRANSITION: Responses = {409: {"description": "INVALID_STATUS_TRANSITION"}}
+_INVALID_CURSOR: Responses = {
     422: {"description": "VALIDATION_ERROR / INVALID_CURSOR: not a next_cursor this API gave"}
 }
 

@@ -94,7 +94,7 @@ def _dependency_calls(dependant: Dependant) -> list[Callable[..., Any]]:
     return calls
 
 
-def _framework_errors(route: RouteContext) -> dict[int, str]:
+def _framework_errors(route: RouteContext, settings: Settings) -> dict[int, str]:
     errors: dict[int, list[str]] = {}
     for call in _dependency_calls(route.dependant):
         for status, description in _DEPENDENCY_ERRORS.get(call, {}).items():
@@ -102,7 +102,8 @@ def _framework_errors(route: RouteContext) -> dict[int, str]:
     has_body = route.body_field is not None or "requestBody" in (route.openapi_extra or {})
     if has_body:
         errors.setdefault(400, []).append("BAD_REQUEST: the body is not valid JSON")
-        errors.setdefault(413, []).append("PAYLOAD_TOO_LARGE: bodies are limited to 64 KiB")
+        limit = f"PAYLOAD_TOO_LARGE: bodies are limited to {settings.MAX_BODY_BYTES} bytes"
+        errors.setdefault(413, []).append(limit)
     d = route.dependant
     if has_body or d.path_params or d.query_params or d.header_params or d.cookie_params:
         errors.setdefault(422, []).append("VALIDATION_ERROR: see `errors`")
@@ -156,7 +157,7 @@ def build_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
             if operation is None:
                 continue
             responses = operation.setdefault("responses", {})
-            for status, description in _framework_errors(route).items():
+            for status, description in _framework_errors(route, settings).items():
                 documented = responses.setdefault(str(status), {"description": ""})
                 documented["description"] = _merged(documented["description"], description)
             _as_problems(responses)

@@ -37,7 +37,9 @@ async def test_idempotency_key_is_required_in_the_document_and_missing_is_still_
     parameters = document["paths"]["/api/v1/withdrawals"]["post"]["parameters"]
     assert [(p["name"], p["required"]) for p in parameters] == [("Idempotency-Key", True)]
     _, merchant = await approved_merchant(api, await admin_token(api, sessionmaker))
-    response = await api.post("/api/v1/withdrawals", json={"amount": "1.00"}, headers=bearer(merchant))
+    response = await api.post(
+        "/api/v1/withdrawals", json={"amount": "1.00"}, headers=bearer(merchant)
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "IDEMPOTENCY_KEY_REQUIRED"
 

@@ -107,6 +107,9 @@ def auth(settings: Settings) -> dict[str, str]:
 @pytest.fixture
 async def redis(settings: Settings) -> AsyncIterator[Redis]:
     client = Redis.from_url(settings.redis_url)
+    # Also before: a test that ran its own app without this fixture may have left counters
+    # (e.g. per-address login limits) that would refuse this test's first requests.
+    await client.flushdb()
     yield client
     await client.flushdb()
     await client.aclose()

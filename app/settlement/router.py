@@ -26,7 +26,7 @@ router = APIRouter(
         202: {"description": "PENDING: another request for it is paying it; ask again later"},
         409: {"description": "PAYOUT_MISMATCH: same withdrawal_id, different order"},
         422: {"description": "VALIDATION_ERROR"},
-        503: {"description": "BANK_UNAVAILABLE: outcome unknown, send again"},
+        503: {"description": "BANK_UNAVAILABLE: outcome unknown, send again / DATABASE_BUSY"},
     },
 )
 async def withdraw(body: WithdrawRequest, request: Request, response: Response) -> PayoutOut:

@@ -16,6 +16,7 @@ from app.observability.gauges import Probe
 from app.observability.logging import configure_logging
 from app.observability.middleware import ObservabilityMiddleware
 from app.observability.router import router as metrics_router
+from app.openapi import install_openapi
 from app.requestlog.buffer import RequestLogBuffer, request_log_writer
 
 ServerErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
@@ -54,6 +55,7 @@ def install_common(
     app.add_middleware(RequestIdMiddleware)
     for router in (*routers, health_router, metrics_router):
         app.include_router(router)
+    install_openapi(app, settings)
 
 
 @asynccontextmanager

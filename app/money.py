@@ -10,8 +10,12 @@ CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal(10) ** 15
 # The largest NUMERIC(18, 2), every money column's type: no balance may ever exceed it.
 COLUMN_MAX = Decimal("9999999999999999.99")
-# Plain digits with an optional 1-2 digit fraction: no sign, exponent, spaces or separators.
-_AMOUNT_TEXT = re.compile(r"^[0-9]{1,16}(\.[0-9]{1,2})?$")
+# Plain digits with an optional 1-2 digit fraction, from 0.01 to 10^15: no sign, exponent,
+# spaces, separators or leading zeros. The document's pattern is this one, so that any text
+# it allows is accepted and any other refused.
+_AMOUNT_TEXT = re.compile(
+    r"^(?:[1-9][0-9]{0,14}(?:\.[0-9]{1,2})?|0\.(?:0[1-9]|[1-9][0-9]?)|1000000000000000(?:\.00?)?)$"
+)
 
 
 def parse_amount(value: Any) -> Decimal:
@@ -29,15 +33,13 @@ def parse_amount(value: Any) -> Decimal:
     else:
         text = str(value)
     if not _AMOUNT_TEXT.match(text):
-        raise ValueError('amount must be a plain decimal with at most 2 places, like "10.50"')
+        raise ValueError(
+            'amount must be a plain decimal from 0.01 to 10^15 with at most 2 places, like "10.50"'
+        )
     try:
         amount = Decimal(text)
     except InvalidOperation:  # pragma: no cover - the pattern already excludes it
         raise ValueError("amount is not a decimal") from None
-    if amount <= 0:
-        raise ValueError("amount must be greater than 0")
-    if amount > MAX_AMOUNT:
-        raise ValueError("amount must be at most 10^15")
     return amount.quantize(CENT)
 
 
@@ -49,8 +51,8 @@ _SCHEMA = {
     "type": "string",
     "pattern": _AMOUNT_TEXT.pattern,
     "examples": ["10.50"],
-    "description": "Decimal string, > 0, at most 2 places, at most 10^15 (a JSON number is "
-    "also accepted on input).",
+    "description": "Decimal string from 0.01 to 10^15 with at most 2 places and no leading "
+    "zeros (a JSON number that is exactly such a decimal is also accepted on input).",
 }
 
 # Input and output amount: Decimal inside, "12.34" outside.

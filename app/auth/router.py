@@ -39,11 +39,19 @@ _TOKEN_BODY_DOC: dict[str, Any] = {
 }
 
 
+_RATE_LIMITED = "RATE_LIMITED: too many requests from this address (AUTH_RL_MAX_REQUESTS)"
+
+
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=RegisterOut,
     dependencies=[Depends(limit_per_client("register"))],
+    responses={
+        409: {"description": "USERNAME_TAKEN"},
+        422: {"description": "VALIDATION_ERROR / PASSWORD_TOO_SHORT"},
+        429: {"description": _RATE_LIMITED},
+    },
 )
 async def register(body: RegisterIn, request: Request, session: SessionDep) -> RegisterOut:
     """Sign up as a merchant; an admin approves the account and sets its credit line."""
@@ -95,6 +103,10 @@ def _token_out(tokens: TokenPair) -> TokenOut:
     response_model=TokenOut,
     openapi_extra=_TOKEN_BODY_DOC,
     dependencies=[Depends(limit_per_client("login"))],
+    responses={
+        401: {"description": "INVALID_CREDENTIALS"},
+        429: {"description": f"{_RATE_LIMITED} / LOGIN_THROTTLED: too many failed logins"},
+    },
 )
 async def token(request: Request, session: SessionDep) -> TokenOut:
     """Log in with a JSON body or the OAuth2 password form; returns access + refresh tokens."""
@@ -116,7 +128,11 @@ async def token(request: Request, session: SessionDep) -> TokenOut:
     return _token_out(tokens)
 
 
-@router.post("/token/refresh", response_model=TokenOut)
+@router.post(
+    "/token/refresh",
+    response_model=TokenOut,
+    responses={401: {"description": "INVALID_TOKEN / TOKEN_EXPIRED / REFRESH_TOKEN_REUSED"}},
+)
 async def refresh_token(body: RefreshIn, request: Request, session: SessionDep) -> TokenOut:
     """New access and refresh tokens; the refresh token sent works only this once."""
     try:

@@ -9,6 +9,9 @@ from app.errors import AppError
 from app.idempotency.repository import StoredKey
 
 MAX_KEY_LENGTH = 255
+# What require_key accepts, for the document: printable ASCII, no blanks at either end (HTTP
+# strips them anyway).
+KEY_PATTERN = rf"^[!-~](?:[ -~]{{0,{MAX_KEY_LENGTH - 2}}}[!-~])?$"
 
 
 class IdempotencyKeyRequired(AppError):
@@ -39,11 +42,29 @@ def require_key(raw: str | None) -> str:
     """The header's key, or a clear 400 when it is missing or unusable."""
     if raw is None or not raw.strip():
         raise IdempotencyKeyRequired("send a unique Idempotency-Key header with each withdrawal")
-    if len(raw) > MAX_KEY_LENGTH or not raw.isprintable():
+    if len(raw) > MAX_KEY_LENGTH or not (raw.isascii() and raw.isprintable()):
         raise IdempotencyKeyInvalid(
-            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters"
+            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable ASCII characters"
         )
     return raw
+
+
+def key_parameter(*, required: bool, description: str) -> dict[str, Any]:
+    """The Idempotency-Key header as the document shows it. Routes read the header themselves
+    (not as a FastAPI parameter), so that a missing key stays 400 IDEMPOTENCY_KEY_REQUIRED
+    rather than a 422 validation error."""
+    return {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": required,
+        "description": description,
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_KEY_LENGTH,
+            "pattern": KEY_PATTERN,
+        },
+    }
 
 
 def fingerprint(body: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """The merchant's own view (/api/v1/me) and the admin's merchant management."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
@@ -15,7 +15,14 @@ from app.pagination import Cursor, Limit
 router = APIRouter(prefix="/api/v1", tags=["merchants"], route_class=ExactJSONRoute)
 admin_router = APIRouter(prefix="/api/v1/admin", tags=["admin"], route_class=ExactJSONRoute)
 
-MerchantId = Annotated[int, Path(gt=0, lt=2**63)]
+# Below 2^53, where JSON numbers stay exact in every client (JavaScript included).
+MerchantId = Annotated[int, Path(gt=0, le=2**53 - 1)]
+Responses = dict[int | str, dict[str, Any]]
+_NOT_FOUND: Responses = {404: {"description": "MERCHANT_NOT_FOUND"}}
+_TRANSITION: Responses = {409: {"description": "INVALID_STATUS_TRANSITION"}}
+_INVALID_CURSOR: Responses = {
+    422: {"description": "VALIDATION_ERROR / INVALID_CURSOR: not a next_cursor this API gave"}
+}
 
 
 @router.get("/me", response_model=MeOut)
@@ -24,7 +31,11 @@ async def me(caller: CurrentMerchant, session: SessionDep) -> MeOut:
     return MeOut.from_row(await service.get_merchant(session, merchant_id=caller.merchant.id))
 
 
-@admin_router.post("/approve", response_model=MerchantOut)
+@admin_router.post(
+    "/approve",
+    response_model=MerchantOut,
+    responses={**_NOT_FOUND, 409: {"description": "CREDIT_LIMIT_BELOW_UTILIZED"}},
+)
 async def approve(body: ApproveIn, _admin: AdminUser, session: SessionDep) -> MerchantOut:
     """Approve a merchant with a credit limit, or change an approved merchant's limit.
 
@@ -36,7 +47,7 @@ async def approve(body: ApproveIn, _admin: AdminUser, session: SessionDep) -> Me
     return MerchantOut.from_row(await service.get_merchant(session, merchant_id=body.merchant_id))
 
 
-@admin_router.get("/merchants", response_model=MerchantPage)
+@admin_router.get("/merchants", response_model=MerchantPage, responses=_INVALID_CURSOR)
 async def list_merchants(
     _admin: AdminUser,
     session: SessionDep,
@@ -51,14 +62,18 @@ async def list_merchants(
     return MerchantPage(items=[MerchantOut.from_row(r) for r in rows], next_cursor=next_cursor)
 
 
-@admin_router.get("/merchants/{merchant_id}", response_model=MerchantOut)
+@admin_router.get("/merchants/{merchant_id}", response_model=MerchantOut, responses=_NOT_FOUND)
 async def get_merchant(
     merchant_id: MerchantId, _admin: AdminUser, session: SessionDep
 ) -> MerchantOut:
     return MerchantOut.from_row(await service.get_merchant(session, merchant_id=merchant_id))
 
 
-@admin_router.post("/merchants/{merchant_id}/suspend", response_model=MerchantOut)
+@admin_router.post(
+    "/merchants/{merchant_id}/suspend",
+    response_model=MerchantOut,
+    responses={**_NOT_FOUND, **_TRANSITION},
+)
 async def suspend(merchant_id: MerchantId, _admin: AdminUser, session: SessionDep) -> MerchantOut:
     """Block the merchant's withdrawals; its credit line and history stay."""
     await service.suspend(session, merchant_id=merchant_id)
@@ -66,7 +81,11 @@ async def suspend(merchant_id: MerchantId, _admin: AdminUser, session: SessionDe
     return MerchantOut.from_row(await service.get_merchant(session, merchant_id=merchant_id))
 
 
-@admin_router.post("/merchants/{merchant_id}/reactivate", response_model=MerchantOut)
+@admin_router.post(
+    "/merchants/{merchant_id}/reactivate",
+    response_model=MerchantOut,
+    responses={**_NOT_FOUND, **_TRANSITION},
+)
 async def reactivate(
     merchant_id: MerchantId, _admin: AdminUser, session: SessionDep
 ) -> MerchantOut:

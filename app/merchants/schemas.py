@@ -14,7 +14,8 @@ ZERO = Decimal("0.00")
 class ApproveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    merchant_id: int = Field(gt=0, lt=2**63)
+    # Below 2^53, where JSON numbers stay exact in every client (JavaScript included).
+    merchant_id: int = Field(gt=0, le=2**53 - 1)
     credit_limit: Amount
 
 

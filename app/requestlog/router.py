@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import WithJsonSchema
 
 from app.auth.deps import AdminUser
 from app.db import SessionDep
@@ -14,6 +15,14 @@ from app.requestlog.schemas import RequestLogOut, RequestLogPage
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 # PostgreSQL text cannot hold a NUL; a filter with one is a client error, not a 500.
 _NO_NUL = r"^[^\x00]*$"
+# Pydantic reads a number as seconds since 1970, so the document says so too.
+Moment = Annotated[
+    datetime,
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
+        mode="validation",
+    ),
+]
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -23,7 +32,13 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-@router.get("/requests", response_model=RequestLogPage)
+@router.get(
+    "/requests",
+    response_model=RequestLogPage,
+    responses={
+        422: {"description": "VALIDATION_ERROR / INVALID_CURSOR: not a next_cursor this API gave"}
+    },
+)
 async def list_requests(
     _admin: AdminUser,
     session: SessionDep,
@@ -41,8 +56,8 @@ async def list_requests(
     request_id: Annotated[
         str | None, Query(max_length=128, pattern=_NO_NUL, description="X-Request-ID")
     ] = None,
-    since: Annotated[datetime | None, Query(description="from this time on (inclusive)")] = None,
-    until: Annotated[datetime | None, Query(description="before this time (exclusive)")] = None,
+    since: Annotated[Moment | None, Query(description="from this time on (inclusive)")] = None,
+    until: Annotated[Moment | None, Query(description="before this time (exclusive)")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> RequestLogPage:

@@ -1,6 +1,5 @@
 """Settlement's HTTP API; only the core calls it, with its internal token."""
 
-from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -10,15 +9,13 @@ from app.settlement import service
 from app.settlement.deps import EngineDep, require_internal_token
 from app.settlement.schemas import PayoutOut, WithdrawRequest
 
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
-
 router = APIRouter(
     prefix="/api/settlement",
     tags=["settlement"],
     dependencies=[Depends(require_internal_token)],
     responses={
-        401: {"description": "INTERNAL_TOKEN_MISSING", **PROBLEM},
-        403: {"description": "INTERNAL_TOKEN_INVALID", **PROBLEM},
+        401: {"description": "INTERNAL_TOKEN_MISSING"},
+        403: {"description": "INTERNAL_TOKEN_INVALID"},
     },
 )
 
@@ -27,9 +24,9 @@ router = APIRouter(
     "/withdraw",
     responses={
         202: {"description": "PENDING: another request for it is paying it; ask again later"},
-        409: {"description": "PAYOUT_MISMATCH: same withdrawal_id, different order", **PROBLEM},
-        422: {"description": "VALIDATION_ERROR", **PROBLEM},
-        503: {"description": "BANK_UNAVAILABLE: outcome unknown, send again", **PROBLEM},
+        409: {"description": "PAYOUT_MISMATCH: same withdrawal_id, different order"},
+        422: {"description": "VALIDATION_ERROR"},
+        503: {"description": "BANK_UNAVAILABLE: outcome unknown, send again / DATABASE_BUSY"},
     },
 )
 async def withdraw(body: WithdrawRequest, request: Request, response: Response) -> PayoutOut:
@@ -55,7 +52,7 @@ async def withdraw(body: WithdrawRequest, request: Request, response: Response) 
 
 @router.get(
     "/withdraw/{withdrawal_id}",
-    responses={404: {"description": "PAYOUT_NOT_FOUND: never received", **PROBLEM}},
+    responses={404: {"description": "PAYOUT_NOT_FOUND: never received"}},
 )
 async def get_withdrawal(withdrawal_id: UUID, engine: EngineDep) -> PayoutOut:
     """A payout's state: PAID, REFUSED, or PENDING (received, no bank outcome yet; POST again)."""

@@ -1,17 +1,28 @@
 """Settlement's wire format: what the core sends and what it gets back."""
 
-from typing import Annotated
+import math
+from decimal import Decimal
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.bank_accounts import BankAccount
 from app.models.settlement import PayoutStatus
 from app.money import Amount, MoneyOut
 from app.settlement.repository import Payout
 
-# Strict: a JSON integer only (no "5", no true); bounded to the column's BIGINT.
-MerchantId = Annotated[int, Field(strict=True, gt=0, le=2**63 - 1)]
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema counts 5.0 as an integer, so the document allows it; "5" and true stay out.
+    if isinstance(value, float | Decimal) and math.isfinite(value) and value == int(value):
+        return int(value)
+    return value
+
+
+# Strict: a JSON integer only (no "5", no true). Below 2^53, where JSON numbers stay exact in
+# every client (JavaScript included).
+MerchantId = Annotated[int, Field(strict=True, gt=0, le=2**53 - 1), BeforeValidator(_whole_number)]
 
 
 class WithdrawRequest(BaseModel):

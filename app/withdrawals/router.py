@@ -3,13 +3,13 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.auth.deps import CurrentMerchant
 from app.db import SessionDep
 from app.errors import PROBLEM_JSON
-from app.idempotency.service import require_key
+from app.idempotency.service import key_parameter, require_key
 from app.jsonbody import ExactJSONRoute
 from app.models import WithdrawalStatus
 from app.pagination import Cursor, Limit
@@ -19,27 +19,29 @@ from app.withdrawals.schemas import WithdrawalIn, WithdrawalOut, WithdrawalPage
 
 router = APIRouter(prefix="/api/v1/withdrawals", tags=["withdrawals"], route_class=ExactJSONRoute)
 
-_PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
+# Every 4xx/5xx is served as a Problem (app.openapi), which also adds the errors of the
+# authentication dependencies (401, 403) and the body (400, 413).
 _CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "paid: `{withdrawal_id, status: SUCCESS, amount, bank_reference, tx_id}`"},
     202: {"description": "accepted, outcome pending: `{withdrawal_id, status}`; poll GET"},
-    400: {"description": "IDEMPOTENCY_KEY_REQUIRED / IDEMPOTENCY_KEY_INVALID", **_PROBLEM},
-    403: {"description": "MERCHANT_NOT_APPROVED", **_PROBLEM},
+    400: {"description": "IDEMPOTENCY_KEY_REQUIRED / IDEMPOTENCY_KEY_INVALID"},
+    403: {"description": "MERCHANT_NOT_APPROVED"},
     409: {
-        "description": "INSUFFICIENT_MERCHANT_CREDIT / INSUFFICIENT_POOL / IDEMPOTENCY_KEY_IN_USE",
-        **_PROBLEM,
+        "description": "INSUFFICIENT_MERCHANT_CREDIT / INSUFFICIENT_POOL / IDEMPOTENCY_KEY_IN_USE"
     },
     422: {
         "description": "VALIDATION_ERROR / AMOUNT_ABOVE_MAXIMUM / IDEMPOTENCY_KEY_REUSED / "
-        "SETTLEMENT_REFUSED",
-        **_PROBLEM,
+        "SETTLEMENT_REFUSED"
     },
-    429: {"description": "RATE_LIMITED: see Retry-After and the RateLimit headers", **_PROBLEM},
+    429: {"description": "RATE_LIMITED: see Retry-After and the RateLimit headers"},
     503: {
         "description": "DATABASE_BUSY (nothing changed) / OUTCOME_UNKNOWN (retry with the "
-        "same Idempotency-Key)",
-        **_PROBLEM,
+        "same Idempotency-Key)"
     },
+}
+_KEY_HEADER = key_parameter(required=True, description="unique per withdrawal")
+_LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"description": "VALIDATION_ERROR / INVALID_CURSOR: not a next_cursor this API gave"}
 }
 
 
@@ -57,17 +59,12 @@ def _out(row: Any) -> WithdrawalOut:
 
 
 # The rate limit runs before the handler: a refused request claims no key and moves nothing.
-@router.post("", responses=_CREATE_RESPONSES)
+@router.post("", responses=_CREATE_RESPONSES, openapi_extra={"parameters": [_KEY_HEADER]})
 async def create_withdrawal(
-    body: WithdrawalIn,
-    caller: WithdrawingMerchant,
-    request: Request,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", description="unique per withdrawal, <= 255")
-    ] = None,
+    body: WithdrawalIn, caller: WithdrawingMerchant, request: Request
 ) -> JSONResponse:
     """Withdraw from the credit line to the merchant's bank account, exactly once per key."""
-    key = require_key(idempotency_key)
+    key = require_key(request.headers.get("Idempotency-Key"))
     request.state.idempotency_key = key
     answer = await service.create_withdrawal(
         request.app.state.db_pool,
@@ -101,7 +98,7 @@ def _with_request_fields(problem: dict[str, Any], request: Request) -> dict[str,
     return problem | fields
 
 
-@router.get("", response_model=WithdrawalPage)
+@router.get("", response_model=WithdrawalPage, responses=_LIST_RESPONSES)
 async def list_withdrawals(
     caller: CurrentMerchant,
     session: SessionDep,
@@ -116,7 +113,11 @@ async def list_withdrawals(
     return WithdrawalPage(items=[_out(row) for row in rows], next_cursor=next_cursor)
 
 
-@router.get("/{withdrawal_id}", response_model=WithdrawalOut)
+@router.get(
+    "/{withdrawal_id}",
+    response_model=WithdrawalOut,
+    responses={404: {"description": "WITHDRAWAL_NOT_FOUND: none of yours has this id"}},
+)
 async def get_withdrawal(
     withdrawal_id: UUID, caller: CurrentMerchant, session: SessionDep
 ) -> WithdrawalOut:

@@ -10,6 +10,7 @@ import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
-from app.errors import money_statement
+from app.errors import DATABASE_ERRORS, DatabaseBusy, is_transient_database_error, money_statement
 
 
 def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
@@ -78,6 +79,23 @@ async def _json_codecs(conn: asyncpg.Connection) -> None:
 
 async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:
     """No session state survives a statement: no open transaction, no SET, no LISTEN."""
+
+
+@asynccontextmanager
+async def money_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for a money transaction, checked out before anything is sent: a database
+    that is down or busy here is DatabaseBusy (nothing was sent, so nothing changed)."""
+    conn = engine.connect()
+    try:
+        await conn.start()
+    except (*DATABASE_ERRORS, OSError) as exc:
+        if is_transient_database_error(exc):
+            raise DatabaseBusy() from exc
+        raise
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

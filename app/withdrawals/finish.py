@@ -81,6 +81,13 @@ async def finish_batch(
         return await _transaction(conn, list(requests))
 
 
+async def finish_in(
+    conn: AsyncConnection, requests: Sequence[FinishRequest]
+) -> list[Finish | BaseException]:
+    """Transaction 2's work inside the caller's open transaction (the test factories use it)."""
+    return await _transaction(conn, list(requests))
+
+
 async def _transaction(
     conn: AsyncConnection, requests: list[FinishRequest]
 ) -> list[Finish | BaseException]:

@@ -80,6 +80,14 @@ async def reserve_batch(
     raise AssertionError("unreachable: the second pass holds the pool row")  # pragma: no cover
 
 
+async def reserve_in(
+    conn: AsyncConnection, requests: Sequence[ReserveRequest]
+) -> list[ReserveResult | BaseException]:
+    """Transaction 1's work inside the caller's open transaction (the test factories use it);
+    the pool is locked before deciding, so it never has to be undone."""
+    return await _transaction(conn, list(requests), lock_pool_first=True)
+
+
 async def _transaction(
     conn: AsyncConnection, requests: list[ReserveRequest], lock_pool_first: bool
 ) -> list[ReserveResult | BaseException]:

@@ -38,8 +38,8 @@ class Settings(BaseSettings):
     POSTGRES_PASSWORD: str = ""
     DB_HOST: str | None = None
     DB_PORT: int = 5432
-    # Per pool; each process has two (app/db.py), so 10 keeps an api process at the 20
-    # connections it had with one pool. A hot statement holds its connection well under 1 ms.
+    # Per pool: the api and the worker have one (their engine; batching needs few connections),
+    # settlement two (its engine and its statement pool, app/db.py).
     DB_POOL_SIZE: int = 10
     DB_STATEMENT_TIMEOUT_MS: int = 5000
     # The most withdrawals one money transaction carries (app/batching.py): the pool row's

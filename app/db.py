@@ -1,5 +1,6 @@
-"""Database plumbing: SQLAlchemy sessions (one per request; the transaction owner commits) and
-asyncpg's statement pool for the hot one-statement paths."""
+"""Database plumbing: one SQLAlchemy engine per process, sessions (one per request; the
+transaction owner commits), money connections for the batched money path, and asyncpg's
+statement pool, which only settlement's one-statement payout steps still use."""
 
 import json
 from collections.abc import AsyncIterator
@@ -49,7 +50,8 @@ def connect_args(settings: Settings) -> dict[str, Any]:
 
 
 async def create_statement_pool(settings: Settings, *, size: int | None = None) -> asyncpg.Pool:
-    """asyncpg's own pool for the hot paths, where every unit of work is one statement.
+    """asyncpg's own pool for settlement's payout steps, where every unit of work is one
+    statement (the core's money path is batched on the engine instead).
 
     Each statement is its own transaction (no BEGIN or COMMIT round trip; on the money path a
     locked row is released the moment the statement commits, not when this process gets

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.idempotency.service import IdempotencyKeyReused, Replay, fingerprint
@@ -19,6 +19,7 @@ from app.merchants.errors import MerchantNotApproved
 from app.models import MerchantStatus, WithdrawalStatus
 from app.withdrawals.decide import ReserveRequest
 from app.withdrawals.errors import InsufficientMerchantCredit, InsufficientPool
+from app.withdrawals.finish import FinishRequest, finish_batch
 from app.withdrawals.repository import WithdrawalRow
 from app.withdrawals.reserve import reserve_batch
 from tests.conftest import empty_database
@@ -166,3 +167,73 @@ async def test_a_mixed_batch_answers_each_member_as_one_at_a_time(
     assert done_replay.status == 200 and done_replay.body["status"] == "SUCCESS"
     # 600 - 10 (done) - 10 - 15 - 20 - 30 - 400 = 115 left; d1's 600 never fitted.
     assert batched_books["pool"] == Decimal("115.00")
+
+
+class StatementCounter:
+    """Counts the statements an engine sends (each one a round trip; BEGIN and COMMIT too)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.count = 0
+        self._engine = engine.sync_engine
+
+    def _seen(self, *_args: Any) -> None:
+        self.count += 1
+
+    def __enter__(self) -> "StatementCounter":
+        event.listen(self._engine, "before_cursor_execute", self._seen)
+        event.listen(self._engine, "begin", self._seen)
+        event.listen(self._engine, "commit", self._seen)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._seen)
+        event.remove(self._engine, "begin", self._seen)
+        event.remove(self._engine, "commit", self._seen)
+
+
+async def _round_trips(engine: AsyncEngine, run: Any) -> int:
+    with StatementCounter(engine) as counter:
+        await run
+    return counter.count
+
+
+async def test_a_batch_sends_as_many_statements_as_a_single_withdrawal(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        await fund_pool(session, "10000.00")
+        merchants = [
+            await create_merchant(session, credit_limit=Decimal("1000.00")) for _ in range(4)
+        ]
+
+    def batch(size: int, offset: int) -> list[ReserveRequest]:
+        return [
+            request(merchants[i % 4].id, "1.00", f"rt-{offset + i}", offset + i)
+            for i in range(size)
+        ]
+
+    one = await _round_trips(engine, reserve_batch(engine, batch(1, 0)))
+    many = await _round_trips(engine, reserve_batch(engine, batch(64, 100)))
+    reserved = await reserve_batch(engine, batch(64, 300))
+    rows = [r for r in reserved if isinstance(r, WithdrawalRow)]
+    assert len(rows) == 64
+    finish_one = await _round_trips(engine, finish_batch(engine, [_final(rows[0], paid=True)]))
+    finish_many = await _round_trips(
+        engine, finish_batch(engine, [_final(r, paid=i % 2 == 0) for i, r in enumerate(rows[1:])])
+    )
+    print(f"round trips: reserve 1={one} 64={many}; finish 1={finish_one} 63={finish_many}")
+    assert many == one  # the batch's statements do not grow with its size
+    assert finish_many <= finish_one + 3  # releases add the lines and the pool row
+
+
+def _final(withdrawal: WithdrawalRow, *, paid: bool) -> FinishRequest:
+    status = WithdrawalStatus.SUCCESS if paid else WithdrawalStatus.FAILED
+    return FinishRequest(
+        withdrawal_id=withdrawal.id,
+        status=status,
+        final_tx_id=uuid.uuid4(),
+        response_status=200 if paid else 422,
+        response_body={"status": str(status)},
+        bank_reference="BNK" if paid else None,
+        failure_code=None if paid else "REFUSED",
+    )

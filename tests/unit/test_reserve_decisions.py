@@ -51,6 +51,14 @@ def test_a_short_pool_refuses_greedily_in_arrival_order() -> None:
     ) == ["RESERVED", "INSUFFICIENT_POOL", "RESERVED"]
 
 
+def test_each_reservation_takes_its_amount_from_the_pool_in_turn() -> None:
+    lines = {1: _line(1, "100.00"), 2: _line(2, "100.00")}
+    requests = [_request(1, "30.00"), _request(2, "20.00"), _request(2, "10.00")]
+    assert _outcomes(
+        requests, lines=lines, keys_with_withdrawal=set(), pool_available=Decimal("45.00")
+    ) == ["RESERVED", "INSUFFICIENT_POOL", "RESERVED"]
+
+
 def test_a_pool_refusal_takes_no_headroom() -> None:
     requests = [_request(1, "40.00"), _request(1, "20.00")]
     assert _outcomes(

@@ -15,9 +15,10 @@ from app import migrations
 from app.audit.service import run_audit
 from app.auth.admins import AdminRefused, create_admin, promote_to_admin
 from app.config import DEV_ENV_FILE, DEV_ENV_FLAG, get_settings
-from app.db import create_engine, create_sessionmaker, create_statement_pool
+from app.db import create_engine, create_sessionmaker
 from app.money import format_amount, parse_amount
 from app.redis import create_redis
+from app.withdrawals.money_path import create_money_path
 from app.withdrawals.reconcile import ReconcileReport, reconcile
 from app.withdrawals.settlement_client import create_http_client
 
@@ -97,14 +98,16 @@ def cmd_audit(_args: argparse.Namespace) -> int:
 
 async def _reconcile(older_than_s: int) -> ReconcileReport:
     settings = get_settings()
-    db = await create_statement_pool(settings, size=2)
+    engine = create_engine(settings, pool_size=2)
+    money = create_money_path(engine, settings)
     try:
         async with create_http_client(settings) as http:
             return await reconcile(
-                db, http=http, settings=settings, older_than=timedelta(seconds=older_than_s)
+                money, http=http, settings=settings, older_than=timedelta(seconds=older_than_s)
             )
     finally:
-        await db.close()
+        await money.aclose()
+        await engine.dispose()
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:

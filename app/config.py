@@ -38,10 +38,13 @@ class Settings(BaseSettings):
     POSTGRES_PASSWORD: str = ""
     DB_HOST: str | None = None
     DB_PORT: int = 5432
-    # Per pool; each process has two (app/db.py), so 10 keeps an api process at the 20
-    # connections it had with one pool. A hot statement holds its connection well under 1 ms.
+    # Per pool: the api and the worker have one (their engine; batching needs few connections),
+    # settlement two (its engine and its statement pool, app/db.py).
     DB_POOL_SIZE: int = 10
     DB_STATEMENT_TIMEOUT_MS: int = 5000
+    # The most withdrawals one money transaction carries (app/batching.py): the pool row's
+    # hold and a batch's statements grow with it, the per-withdrawal fixed cost shrinks.
+    BATCH_MAX: int = Field(default=128, ge=1, le=10_000)
     # PgBouncer in transaction mode in front of PostgreSQL (README "Operators"). Unset: on
     # exactly when the database port is PgBouncer's 6432.
     DB_PGBOUNCER: bool | None = None

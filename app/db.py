@@ -1,15 +1,13 @@
-"""Database plumbing: SQLAlchemy sessions (one per request; the transaction owner commits) and
-asyncpg's statement pool for the hot one-statement paths."""
+"""Database plumbing: one SQLAlchemy engine per process, sessions (one per request; the
+transaction owner commits) and money connections for the batched money path."""
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -17,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
-from app.errors import money_statement
+from app.errors import DATABASE_ERRORS, DatabaseBusy, is_transient_database_error, money_statement
 
 
 def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
@@ -47,37 +45,21 @@ def connect_args(settings: Settings) -> dict[str, Any]:
     return {"statement_cache_size": 0, "server_settings": {"application_name": "creditpool"}}
 
 
-async def create_statement_pool(settings: Settings, *, size: int | None = None) -> asyncpg.Pool:
-    """asyncpg's own pool for the hot paths, where every unit of work is one statement.
-
-    Each statement is its own transaction (no BEGIN or COMMIT round trip; on the money path a
-    locked row is released the moment the statement commits, not when this process gets
-    around to sending COMMIT). Measured on this 2-core machine (`SELECT 1`, one connection):
-    about 92 us of client CPU per statement here, 282 us through an AUTOCOMMIT SQLAlchemy
-    connection (checkout, isolation-level events, result machinery), 177 us with asyncpg's
-    default per-release reset query, which one-statement work has nothing for to reset.
-    """
-    dsn = make_url(settings.database_url).set(drivername="postgresql")
-    return await asyncpg.create_pool(
-        dsn.render_as_string(hide_password=False),
-        # Lazy, like the engine: the app starts (and /readyz says why it is not ready) while
-        # PostgreSQL is down.
-        min_size=0,
-        max_size=size or settings.DB_POOL_SIZE,
-        init=_json_codecs,
-        reset=_nothing_to_reset,
-        **connect_args(settings),
-    )
-
-
-async def _json_codecs(conn: asyncpg.Connection) -> None:
-    # Stored answers and problem bodies are jsonb: dicts in, dicts out.
-    for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-
-
-async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:
-    """No session state survives a statement: no open transaction, no SET, no LISTEN."""
+@asynccontextmanager
+async def money_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for a money transaction, checked out before anything is sent: a database
+    that is down or busy here is DatabaseBusy (nothing was sent, so nothing changed)."""
+    conn = engine.connect()
+    try:
+        await conn.start()
+    except (*DATABASE_ERRORS, OSError) as exc:
+        if is_transient_database_error(exc):
+            raise DatabaseBusy() from exc
+        raise
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

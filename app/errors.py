@@ -257,6 +257,18 @@ def is_link_lost(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InterfaceError | OSError)
 
 
+# Rolled back because of other transactions, not because of the work itself: running the same
+# work again may succeed (serialization failure, deadlock, lock not available).
+_RETRYABLE_SQLSTATES = ("40001", "40P01", "55P03")
+
+
+def is_retryable_database_error(exc: BaseException) -> bool:
+    """PostgreSQL rolled the transaction back because of a concurrent one: safe to rerun."""
+    if is_link_lost(exc):
+        return False
+    return _sqlstate(_unwrap(exc)) in _RETRYABLE_SQLSTATES
+
+
 def is_transient_database_error(exc: BaseException) -> bool:
     """Busy or unreachable, not wrong: 503 rather than 500 (see is_link_lost for which 503)."""
     if isinstance(exc, sa_exc.TimeoutError) or is_link_lost(exc):  # pool wait, lost link

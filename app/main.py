@@ -9,7 +9,7 @@ from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
 from app.common import NO_OPENTELEMETRY, install_common, observability
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker, create_statement_pool
+from app.db import create_engine, create_sessionmaker
 from app.docs import install_docs
 from app.gc_tuning import tune_gc
 from app.health.router import database_check, redis_check
@@ -19,6 +19,7 @@ from app.merchants.router import router as merchants_router
 from app.observability.gauges import money_gauges
 from app.redis import create_arq, create_redis
 from app.requestlog.router import router as requestlog_router
+from app.withdrawals.money_path import create_money_path
 from app.withdrawals.router import router as withdrawals_router
 from app.withdrawals.settlement_client import create_http_client
 
@@ -31,8 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = create_engine(settings)
         app.state.sessionmaker = create_sessionmaker(app.state.engine)
-        # asyncpg's own pool for one-statement work: the money steps and the caller lookup.
-        app.state.db_pool = await create_statement_pool(settings)
+        # The money path's batchers, on the same engine (one pool per process).
+        app.state.money = create_money_path(app.state.engine, settings)
         app.state.redis = create_redis(settings)
         app.state.readiness_checks = {"database": database_check, "redis": redis_check}
         # One pooled client for the settlement hop; its timeout bounds how long a merchant
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.arq is not None:
                 await app.state.arq.aclose()
             await app.state.redis.aclose()
-            await app.state.db_pool.close()
+            await app.state.money.aclose()  # drain: every queued withdrawal gets its answer
             await app.state.engine.dispose()
 
     app = FastAPI(

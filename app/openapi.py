@@ -21,7 +21,7 @@ from app.db import get_session
 from app.errors import PROBLEM_JSON
 from app.money import format_amount
 from app.ratelimit.deps import withdrawing_merchant
-from app.settlement.deps import get_db_pool
+from app.settlement.deps import get_engine
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
@@ -83,7 +83,7 @@ _DEPENDENCY_ERRORS: dict[Callable[..., Any], dict[int, str]] = {
         503: _DATABASE,
     },
     get_session: {503: _DATABASE},
-    get_db_pool: {503: _DATABASE},
+    get_engine: {503: _DATABASE},
 }
 
 

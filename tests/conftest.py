@@ -7,7 +7,6 @@ for name in ("DATABASE_URL", "REDIS_URL", "DB_HOST", "SECRET_KEY", "INTERNAL_TOK
 
 from collections.abc import AsyncIterator, Iterator  # noqa: E402
 
-import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
@@ -17,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import migrations  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
-from app.db import create_engine, create_sessionmaker, create_statement_pool  # noqa: E402
+from app.db import create_engine, create_sessionmaker  # noqa: E402
 from app.models import Base  # noqa: E402
 from app.requestlog.buffer import flush as flush_request_log  # noqa: E402
+from app.withdrawals.money_path import MoneyPath, create_money_path  # noqa: E402
 from tests.support.servers import serve  # noqa: E402
 from tests.support.stack import ServerStack, running_stack  # noqa: E402
 
@@ -65,12 +65,12 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.fixture(scope="session")
-async def db_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    """The statement pool the money path and the reconciler run on (app.db)."""
-    pool = await create_statement_pool(settings, size=5)
-    yield pool
-    await pool.close()
+@pytest.fixture
+async def money(engine: AsyncEngine, settings: Settings) -> AsyncIterator[MoneyPath]:
+    """A money path (its batchers) on the test engine, as the worker and reconciler use it."""
+    path = create_money_path(engine, settings)
+    yield path
+    await path.aclose()
 
 
 @pytest.fixture(scope="session")

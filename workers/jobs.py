@@ -18,7 +18,7 @@ async def pay_withdrawal(ctx: dict[str, Any], withdrawal_id: str) -> str:
     the sweeper (the withdrawal stays PROCESSING, its money reserved)."""
     settings = ctx["settings"]
     attempt = await attempt_payout(
-        ctx["db_pool"],
+        ctx["money"],
         http=ctx["http"],
         settings=settings,
         withdrawal_id=UUID(withdrawal_id),
@@ -32,7 +32,7 @@ async def pay_withdrawal(ctx: dict[str, Any], withdrawal_id: str) -> str:
 async def sweep_open_withdrawals(ctx: dict[str, Any]) -> int:
     """Re-enqueue withdrawals whose job Redis lost, or that wait for reconciliation."""
     older_than = timedelta(seconds=ctx["settings"].RECONCILE_AFTER_S)
-    return await sweep(ctx["db_pool"], ctx["redis"], older_than=older_than)
+    return await sweep(ctx["money"], ctx["redis"], older_than=older_than)
 
 
 async def purge_idempotency_keys(ctx: dict[str, Any], batch: int = PURGE_BATCH) -> int:

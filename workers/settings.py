@@ -13,9 +13,10 @@ from arq import cron, func
 from arq.connections import RedisSettings
 
 from app.config import get_settings
-from app.db import create_engine, create_sessionmaker, create_statement_pool
+from app.db import create_engine, create_sessionmaker
 from app.gc_tuning import tune_gc
 from app.observability.logging import configure_logging
+from app.withdrawals.money_path import create_money_path
 from app.withdrawals.settlement_client import create_http_client
 from workers.jobs import pay_withdrawal, purge_idempotency_keys, sweep_open_withdrawals
 
@@ -33,14 +34,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     pool_size = min(settings.WORKER_MAX_JOBS, 20)
     ctx["engine"] = create_engine(settings, pool_size=pool_size)
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
-    ctx["db_pool"] = await create_statement_pool(settings, size=pool_size)
+    ctx["money"] = create_money_path(ctx["engine"], settings)
     ctx["http"] = create_http_client(settings)
     tune_gc()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["money"].aclose()
     await ctx["http"].aclose()
-    await ctx["db_pool"].close()
     await ctx["engine"].dispose()
 
 

@@ -43,9 +43,9 @@ async def current_caller(
     if not token:
         raise Unauthorized("a bearer access token is required")
     claims = read_token(request.app.state.settings, token, expected_type="access")
-    # One statement on the statement pool, its connection returned at once: no BEGIN or
-    # ROLLBACK round trip, and nothing held while the route runs (e.g. the settlement call).
-    found = await repository.get_identity(request.app.state.db_pool, user_id=claims.user_id)
+    # One statement, its connection returned at once: nothing is held while the route runs
+    # (e.g. the settlement call).
+    found = await repository.get_identity(request.app.state.engine, user_id=claims.user_id)
     if found is None:
         raise InvalidToken("the token's user no longer exists")
     if found.token_version != claims.version:

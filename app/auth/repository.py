@@ -3,20 +3,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
-import asyncpg
 from sqlalchemy import Table, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.models import Merchant, RefreshFamily, User
 
 _users = cast(Table, User.__table__)
 _merchants = cast(Table, Merchant.__table__)
 
-# Every authenticated request runs it: plain SQL on the statement pool (app.db).
-_IDENTITY = (
-    "SELECT u.id, u.is_admin, u.token_version, m.id, m.status FROM users u "
-    "LEFT JOIN merchants m ON m.user_id = u.id WHERE u.id = $1"
-)
+# Every authenticated request runs it: one Core statement, no ORM objects.
+_IDENTITY = select(
+    _users.c.id.label("user_id"),
+    _users.c.is_admin,
+    _users.c.token_version,
+    _merchants.c.id.label("merchant_id"),
+    _merchants.c.status.label("merchant_status"),
+).select_from(_users.outerjoin(_merchants, _merchants.c.user_id == _users.c.id))
 
 
 @dataclass(frozen=True)
@@ -43,13 +45,15 @@ async def has_merchant(session: AsyncSession, *, user_id: int) -> bool:
     return found is not None
 
 
-async def get_identity(db: asyncpg.Pool, *, user_id: int) -> Identity | None:
+async def get_identity(engine: AsyncEngine, *, user_id: int) -> Identity | None:
     """The user's role and, for merchants, their merchant id and status, in one Core query.
 
     Every request runs this, so it builds no ORM objects (see STYLE.md, "Hot path").
     """
-    row = await db.fetchrow(_IDENTITY, user_id)
-    return Identity(*row) if row else None
+    # Autocommit (same pool): one read needs no BEGIN or ROLLBACK round trip.
+    async with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        row = (await conn.execute(_IDENTITY.where(_users.c.id == user_id))).first()
+    return Identity(**row._mapping) if row else None
 
 
 async def bump_token_version(session: AsyncSession, *, user_id: int) -> None:

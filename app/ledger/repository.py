@@ -59,6 +59,11 @@ async def insert_transfer(
     )
 
 
+async def insert_entries(session: AsyncSession, entries: list[dict[str, object]]) -> None:
+    """Write ledger rows (balanced transactions, see ledger.service) in one INSERT."""
+    await session.execute(insert(_entries).values(entries))
+
+
 async def account_balances(session: AsyncSession) -> dict[LedgerAccount, Decimal]:
     """Every ledger account's balance (the sum of its signed entries), zero when it has none."""
     rows = await session.execute(

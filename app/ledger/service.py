@@ -12,15 +12,29 @@ from app.ledger.schemas import PoolSummary, TopUpResult
 from app.models import LedgerAccount, LedgerKind
 from app.money import COLUMN_MAX, format_amount, parse_amount
 
-# Which way each step of a withdrawal moves money (ARCHITECTURE section 3): (from, to). The
-# money path writes these inside PostgreSQL (alembic/versions/0004); a test of the migrated
-# functions keeps the two in step (tests/integration/test_money_functions.py), and the test
-# factories write them through record_withdrawal_move.
+# Which way each step of a withdrawal moves money (ARCHITECTURE section 3): (from, to). Every
+# writer takes its entries from withdrawal_entries: the batched money path
+# (app/withdrawals/reserve.py, finish.py) and the test factories alike.
 WITHDRAWAL_MOVES = {
     LedgerKind.RESERVE: (LedgerAccount.POOL, LedgerAccount.IN_FLIGHT),
     LedgerKind.SETTLE: (LedgerAccount.IN_FLIGHT, LedgerAccount.PAID_OUT),
     LedgerKind.RELEASE: (LedgerAccount.IN_FLIGHT, LedgerAccount.POOL),
 }
+
+
+def withdrawal_entries(
+    *, kind: LedgerKind, tx_id: uuid.UUID, amount: Decimal, withdrawal_id: uuid.UUID
+) -> list[dict[str, object]]:
+    """The two balanced ledger rows of one step of a withdrawal."""
+    # A non-positive amount would silently reverse the direction of the move.
+    if not amount.is_finite() or amount <= 0:
+        raise ValueError(f"a withdrawal moves a positive amount, got {amount}")
+    debit, credit = WITHDRAWAL_MOVES[kind]
+    leg = {"tx_id": tx_id, "kind": str(kind), "withdrawal_id": withdrawal_id}
+    return [
+        {**leg, "account": str(debit), "amount": -amount},
+        {**leg, "account": str(credit), "amount": amount},
+    ]
 
 
 async def record_withdrawal_move(
@@ -32,15 +46,9 @@ async def record_withdrawal_move(
     withdrawal_id: uuid.UUID,
 ) -> None:
     """Write one step of a withdrawal as a balanced ledger transaction."""
-    debit, credit = WITHDRAWAL_MOVES[kind]
-    await repository.insert_transfer(
+    await repository.insert_entries(
         session,
-        tx_id=tx_id,
-        kind=kind,
-        debit_account=debit,
-        credit_account=credit,
-        amount=amount,
-        withdrawal_id=withdrawal_id,
+        withdrawal_entries(kind=kind, tx_id=tx_id, amount=amount, withdrawal_id=withdrawal_id),
     )
 
 

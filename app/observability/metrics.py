@@ -29,6 +29,12 @@ WITHDRAWALS = Counter(
     "(paid, SUCCESS) or released (refused by the bank, FAILED).",
     ["outcome"],
 )
+BATCH_SIZE = Histogram(
+    "creditpool_batch_size",
+    "Members per batch of each batcher (app/batching.py), e.g. reserve and finish.",
+    ["batcher"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
 SETTLEMENT_LATENCY = Histogram(
     "creditpool_settlement_request_duration_seconds",
     "Core -> settlement HTTP calls until response headers, by method and status (or error).",

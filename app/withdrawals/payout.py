@@ -5,10 +5,9 @@ import random
 from dataclasses import dataclass
 from uuid import UUID
 
-import asyncpg
-
 from app.config import Settings
 from app.withdrawals import settlement_client, statements
+from app.withdrawals.money_path import MoneyPath
 from app.withdrawals.service import apply_settlement_answer
 from app.withdrawals.settlement_client import Outcome
 from app.withdrawals.settlement_http import HopClient
@@ -32,7 +31,7 @@ def backoff_s(settings: Settings, attempt: int) -> float:
 
 
 async def attempt_payout(
-    db: asyncpg.Pool,
+    db: MoneyPath,
     *,
     http: HopClient,
     settings: Settings,
@@ -41,11 +40,11 @@ async def attempt_payout(
 ) -> Attempt:
     """Pay a withdrawal that is still open; safe to run any number of times.
 
-    `db` is the statement pool (app.db.create_statement_pool). The withdrawal is re-read and marked
+    `db` is the process's money path (money_path.py). The withdrawal is re-read and marked
     PROCESSING in one statement (no row lock is held across the settlement call);
     settlement's idempotency on the withdrawal id is the last guard against a second payment.
     """
-    withdrawal = await statements.start_processing(db, withdrawal_id=withdrawal_id)
+    withdrawal = await statements.start_processing(db.engine, withdrawal_id=withdrawal_id)
     if withdrawal is None:
         return Attempt("ALREADY_FINAL")
     answer = await settlement_client.pay(http, settings, withdrawal)

@@ -9,11 +9,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-import asyncpg
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from app.withdrawals import statements
+from app.withdrawals.money_path import MoneyPath
 
 logger = logging.getLogger("app.withdrawals.queue")
 
@@ -30,9 +30,11 @@ async def enqueue_payout(arq: ArqRedis, withdrawal_id: UUID) -> bool:
     return job is not None
 
 
-async def sweep(db: asyncpg.Pool, arq: ArqRedis, *, older_than: timedelta) -> int:
+async def sweep(db: MoneyPath, arq: ArqRedis, *, older_than: timedelta) -> int:
     """Re-enqueue open withdrawals whose job was lost or that wait for reconciliation."""
-    stale = await statements.open_older_than(db, cutoff=datetime.now(UTC) - older_than, limit=1000)
+    stale = await statements.open_older_than(
+        db.engine, cutoff=datetime.now(UTC) - older_than, limit=1000
+    )
     enqueued = 0
     for withdrawal in stale:
         enqueued += await enqueue_payout(arq, withdrawal.id)

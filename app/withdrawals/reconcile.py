@@ -4,10 +4,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-
 from app.config import Settings
 from app.withdrawals import settlement_client, statements
+from app.withdrawals.money_path import MoneyPath
 from app.withdrawals.service import apply_settlement_answer
 from app.withdrawals.settlement_client import Outcome
 from app.withdrawals.settlement_http import HopClient
@@ -25,7 +24,7 @@ class ReconcileReport:
 
 
 async def reconcile(
-    db: asyncpg.Pool,
+    db: MoneyPath,
     *,
     http: HopClient,
     settings: Settings,
@@ -35,13 +34,15 @@ async def reconcile(
     """Ask settlement about each open (QUEUED or PROCESSING) withdrawal older than
     `older_than` and finish it; works without Redis or a worker.
 
-    `db` is the statement pool (app.db.create_statement_pool): every step is one statement.
+    `db` is the process's money path (money_path.py); finishing joins its finish batches.
     Never received -> sent now; pending at settlement -> sent again (settlement pays at most
     once per withdrawal id); still unknown -> left for the next run. Money is released only
     on settlement's recorded refusal for the withdrawal (settlement_client.Outcome.REFUSED).
     """
     report = ReconcileReport()
-    stuck = await statements.open_older_than(db, cutoff=datetime.now(UTC) - older_than, limit=limit)
+    stuck = await statements.open_older_than(
+        db.engine, cutoff=datetime.now(UTC) - older_than, limit=limit
+    )
     for withdrawal in stuck:
         report.examined += 1
         answer = await settlement_client.lookup(http, settings, withdrawal.id)
@@ -49,7 +50,7 @@ async def reconcile(
             # PROCESSING before the payout is sent, as the worker does: a withdrawal the bank
             # may have paid is never left QUEUED (the audit counts that as a violation). This
             # also counts the attempt and moves it to the back of the next run's list.
-            processing = await statements.start_processing(db, withdrawal_id=withdrawal.id)
+            processing = await statements.start_processing(db.engine, withdrawal_id=withdrawal.id)
             if processing is None:  # finished meanwhile by a request or a worker
                 report.count("ALREADY_FINAL")
                 continue

@@ -1,12 +1,12 @@
 """Reading withdrawals for the API (Core statements on a session).
 
-The money steps themselves are one statement each on the asyncpg pool: see statements.py.
+The money steps are batched transactions: see reserve.py and finish.py.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy import Table, select, tuple_
@@ -38,6 +38,17 @@ class WithdrawalRow:
 _ROW_COLUMNS = [getattr(_w.c, name) for name in WithdrawalRow.__dataclass_fields__]
 
 
+def row_columns() -> list[Any]:
+    """The columns a WithdrawalRow is read from (select or RETURNING)."""
+    return list(_ROW_COLUMNS)
+
+
+def withdrawal_row(row: Any) -> WithdrawalRow:
+    """A result row as a WithdrawalRow, mapped by column name."""
+    mapping = row._mapping
+    return WithdrawalRow(**{name: mapping[name] for name in WithdrawalRow.__dataclass_fields__})
+
+
 async def get(
     session: AsyncSession, *, withdrawal_id: UUID, merchant_id: int | None = None
 ) -> WithdrawalRow | None:
@@ -45,7 +56,7 @@ async def get(
     if merchant_id is not None:
         query = query.where(_w.c.merchant_id == merchant_id)
     row = (await session.execute(query)).first()
-    return WithdrawalRow(*row) if row else None
+    return withdrawal_row(row) if row else None
 
 
 async def list_for_merchant(
@@ -67,4 +78,4 @@ async def list_for_merchant(
         query = query.where(_w.c.status == status)
     if before is not None:
         query = query.where(tuple_(_w.c.created_at, _w.c.id) < tuple_(*before))
-    return [WithdrawalRow(*row) for row in await session.execute(query)]
+    return [withdrawal_row(row) for row in await session.execute(query)]

@@ -67,7 +67,7 @@ async def create_withdrawal(
     key = require_key(request.headers.get("Idempotency-Key"))
     request.state.idempotency_key = key
     answer = await service.create_withdrawal(
-        request.app.state.db_pool,
+        request.app.state.money,
         http=request.app.state.http,
         arq=request.app.state.arq,
         settings=request.app.state.settings,

@@ -5,18 +5,22 @@ same transaction with `run_checks` and rolls everything back (PostgreSQL DDL is
 transactional), so the schema other tests see never changes.
 """
 
+import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import checks
 from app.audit.report import AuditReport
 from app.audit.service import run_checks
-from app.models import WithdrawalStatus
+from app.ledger import repository as ledger_repository
+from app.ledger import service as ledger
+from app.models import LedgerKind, MerchantCredit, Withdrawal, WithdrawalStatus
 from tests.support.factories import (
+    MerchantRecord,
     SeededBook,
     create_merchant,
     create_withdrawal,
@@ -49,6 +53,36 @@ async def drop_constraint(session: AsyncSession, table: str, name: str) -> None:
     await session.execute(text(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}"))
 
 
+async def reserve_past_the_pool(
+    session: AsyncSession, *, merchant: MerchantRecord, amount: Decimal
+) -> None:
+    """A reservation the money path refuses (the pool cannot cover it), written by hand with
+    the ledger's own move, so that only the pool is wrong."""
+    assert merchant.account_id is not None
+    withdrawal_id, tx_id = uuid.uuid4(), uuid.uuid4()
+    await session.execute(
+        insert(Withdrawal).values(
+            id=withdrawal_id,
+            merchant_id=merchant.id,
+            account_id=merchant.account_id,
+            amount=amount,
+            status=WithdrawalStatus.QUEUED,
+            idempotency_key=f"past-the-pool-{withdrawal_id}",
+            bank_account=merchant.bank_account,
+            reserve_tx_id=tx_id,
+        )
+    )
+    await ledger.record_withdrawal_move(
+        session, kind=LedgerKind.RESERVE, tx_id=tx_id, amount=amount, withdrawal_id=withdrawal_id
+    )
+    await session.execute(
+        update(MerchantCredit)
+        .where(MerchantCredit.merchant_id == merchant.id)
+        .values(utilized_amount=MerchantCredit.utilized_amount + amount)
+    )
+    await ledger_repository.add_to_pool(session, amount=-amount)
+
+
 def assert_only_failed(report: AuditReport, check: checks.Check) -> list[str]:
     assert report.failed == [check.name], report.render()
     return report.check(check.name).violations
@@ -60,7 +94,7 @@ async def test_pool_reserved_below_zero_fails_the_bounds_check(
     await drop_constraint(session, "credit_pool", "ck_credit_pool_available_not_negative")
     big = await create_merchant(session, credit_limit=Decimal("5000.00"))
     # Everything else about this reservation is consistent: only the pool went negative.
-    await create_withdrawal(session, merchant=big, amount="1000.00", status=WithdrawalStatus.QUEUED)
+    await reserve_past_the_pool(session, merchant=big, amount=Decimal("1000.00"))
 
     violations = assert_only_failed(await run_checks(session), checks.BOUNDS)
 
@@ -127,13 +161,15 @@ async def test_two_withdrawals_with_one_idempotency_key_fail_the_key_check(
 ):
     await drop_constraint(session, "withdrawals", "uq_withdrawals_merchant_id_idempotency_key")
     first = book.withdrawals["QUEUED"]
-    # A consistent second withdrawal (reserved, then released) that reuses the key.
+    # A consistent second withdrawal (reserved, then released) that then takes the first's
+    # key (the money path itself replays a taken key instead).
     second = await create_withdrawal(
-        session,
-        merchant=book.merchant,
-        amount="1.00",
-        status=WithdrawalStatus.FAILED,
-        idempotency_key=first.idempotency_key,
+        session, merchant=book.merchant, amount="1.00", status=WithdrawalStatus.FAILED
+    )
+    await session.execute(
+        update(Withdrawal)
+        .where(Withdrawal.id == second.id)
+        .values(idempotency_key=first.idempotency_key)
     )
 
     violations = assert_only_failed(await run_checks(session), checks.IDEMPOTENCY_KEYS)

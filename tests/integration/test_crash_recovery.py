@@ -7,7 +7,6 @@ import subprocess
 import sys
 from datetime import timedelta
 
-import asyncpg
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.embedded.process import free_port
 from app.models import MerchantCredit, Withdrawal
+from app.withdrawals.money_path import MoneyPath
 from app.withdrawals.reconcile import reconcile
 from app.withdrawals.settlement_client import create_http_client
 from tests.support.api import admin_token, approved_merchant
@@ -39,7 +39,7 @@ async def test_api_killed_mid_payout_is_completed_by_reconcile_exactly_once(
     api: httpx.AsyncClient,
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    db_pool: asyncpg.Pool,
+    money: MoneyPath,
 ) -> None:
     async with black_hole() as hole:
         port = free_port()
@@ -88,7 +88,7 @@ async def test_api_killed_mid_payout_is_completed_by_reconcile_exactly_once(
 
     async with create_http_client(settings) as http:
         for expected in ({"PAID": 1}, {}):
-            report = await reconcile(db_pool, http=http, settings=settings, older_than=timedelta(0))
+            report = await reconcile(money, http=http, settings=settings, older_than=timedelta(0))
             assert report.outcomes == expected
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
     async with sessionmaker() as session:

@@ -7,10 +7,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db import create_statement_pool
 from app.main import create_app
 from app.models import IdempotencyKey, Withdrawal
 from app.settlement.main import create_app as create_settlement_app
+from app.withdrawals.money_path import create_money_path
 from app.withdrawals.reconcile import reconcile
 from app.withdrawals.settlement_client import create_http_client
 from tests.conftest import _client_for
@@ -73,11 +73,11 @@ async def test_finish_blocked_after_payment_answers_202_and_reconcile_records_it
             assert answered.json()["status"] == "PROCESSING"
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
     async with create_http_client(settings) as http:
-        db = await create_statement_pool(settings, size=2)
+        money = create_money_path(engine, settings)
         try:
-            report = await reconcile(db, http=http, settings=settings, older_than=timedelta(0))
+            report = await reconcile(money, http=http, settings=settings, older_than=timedelta(0))
         finally:
-            await db.close()
+            await money.aclose()
     assert report.outcomes == {"PAID": 1}
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
     await assert_books_balance(sessionmaker)

@@ -4,7 +4,6 @@ retry with the same key", never "nothing changed", and the retry learns what hap
 from datetime import timedelta
 from decimal import Decimal
 
-import asyncpg
 from sqlalchemy import make_url, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -12,6 +11,7 @@ from app.config import Settings
 from app.ledger import repository as ledger
 from app.main import create_app
 from app.models import MerchantCredit, Withdrawal, WithdrawalStatus
+from app.withdrawals.money_path import MoneyPath
 from app.withdrawals.reconcile import reconcile
 from app.withdrawals.settlement_client import create_http_client
 from tests.conftest import _client_for
@@ -28,12 +28,15 @@ def _through(settings: Settings, port: int) -> Settings:
 async def test_reply_lost_after_the_reserve_committed_is_503_outcome_unknown_then_replayed(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    db_pool: asyncpg.Pool,
+    money: MoneyPath,
     clean_db: None,
 ) -> None:
     database_url = make_url(settings.database_url)
     assert database_url.port is not None
-    async with cut_after_commit(database_url.port, b"creditpool_reserve") as (port, proxy):
+    async with cut_after_commit(database_url.port, b"INSERT INTO withdrawals", then=COMMIT) as (
+        port,
+        proxy,
+    ):
         async for api in _client_for(create_app(_through(settings, port)), "http://api.test"):
             admin = await admin_token(api, sessionmaker)
             await top_up(api, admin, "100.00")
@@ -57,7 +60,7 @@ async def test_reply_lost_after_the_reserve_committed_is_503_outcome_unknown_the
             assert retry.json() == {"withdrawal_id": str(withdrawal.id), "status": "PROCESSING"}
             async with create_http_client(settings) as http:
                 report = await reconcile(
-                    db_pool, http=http, settings=settings, older_than=timedelta(0)
+                    money, http=http, settings=settings, older_than=timedelta(0)
                 )
             assert report.outcomes == {"PAID": 1}
             final = await withdraw(api, merchant, "7.00", key="lost-reply")

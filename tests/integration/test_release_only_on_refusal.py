@@ -30,6 +30,7 @@ from app.config import Settings
 from app.embedded.process import free_port
 from app.main import create_app
 from app.withdrawals import settlement_client
+from app.withdrawals.money_path import MoneyPath
 from app.withdrawals.reconcile import reconcile
 from app.withdrawals.repository import WithdrawalRow
 from app.withdrawals.service import apply_settlement_answer
@@ -83,12 +84,12 @@ async def test_paid_withdrawal_redriven_with_a_request_settlement_rejects_is_nev
     api: httpx.AsyncClient,
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    db_pool: asyncpg.Pool,
+    money: MoneyPath,
     caplog: pytest.LogCaptureFixture,
     case: str,
 ) -> None:
     reason, changed_row, changed_settings = REDRIVES[case]
-    merchant, withdrawal = await _paid_but_not_recorded(settings, sessionmaker, db_pool)
+    merchant, withdrawal = await _paid_but_not_recorded(settings, sessionmaker, money)
     counted_before = await scrape(
         api, "creditpool_settlement_unknown_outcomes_total", reason=reason
     )
@@ -99,7 +100,7 @@ async def test_paid_withdrawal_redriven_with_a_request_settlement_rejects_is_nev
             answer = await settlement_client.pay(
                 http, redrive_settings, replace(withdrawal, **changed_row)
             )
-        await apply_settlement_answer(db_pool, withdrawal=withdrawal, answer=answer)
+        await apply_settlement_answer(money, withdrawal=withdrawal, answer=answer)
 
     assert answer.outcome == Outcome.UNKNOWN
     assert reason in caplog.text and str(withdrawal.id) in caplog.text
@@ -108,7 +109,7 @@ async def test_paid_withdrawal_redriven_with_a_request_settlement_rejects_is_nev
         == counted_before + 1
     )
     # Still reserved: PROCESSING, the merchant's credit in use, nothing back in the pool.
-    assert (await withdrawal_row(db_pool, withdrawal.id)).status == "PROCESSING"
+    assert (await withdrawal_row(money, withdrawal.id)).status == "PROCESSING"
     me = (await api.get("/api/v1/me", headers=bearer(merchant))).json()
     assert me["utilized_amount"] == "30.00"
     async with sessionmaker() as session:
@@ -118,9 +119,9 @@ async def test_paid_withdrawal_redriven_with_a_request_settlement_rejects_is_nev
 
     # The reconciler asks settlement, which answers its record: PAID, once.
     async with create_http_client(settings) as http:
-        outcome = await reconcile(db_pool, http=http, settings=settings, older_than=timedelta(0))
+        outcome = await reconcile(money, http=http, settings=settings, older_than=timedelta(0))
     assert outcome.outcomes == {"PAID": 1}
-    assert (await withdrawal_row(db_pool, withdrawal.id)).status == "SUCCESS"
+    assert (await withdrawal_row(money, withdrawal.id)).status == "SUCCESS"
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
     await assert_books_balance(sessionmaker)
 
@@ -150,9 +151,9 @@ async def test_paid_but_processing_is_to_reconcile_and_the_reconcile_command_fin
     api: httpx.AsyncClient,
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    db_pool: asyncpg.Pool,
+    money: MoneyPath,
 ) -> None:
-    _, withdrawal = await _paid_but_not_recorded(settings, sessionmaker, db_pool)
+    _, withdrawal = await _paid_but_not_recorded(settings, sessionmaker, money)
     async with sessionmaker() as session:
         before = await run_audit(session)
     assert before.ok, before.render()  # a legal state, not a violation
@@ -178,7 +179,7 @@ async def test_paid_but_processing_is_to_reconcile_and_the_reconcile_command_fin
 
     assert result.returncode == 0, result.stderr
     assert "examined=1 PAID=1" in result.stdout
-    assert (await withdrawal_row(db_pool, withdrawal.id)).status == "SUCCESS"
+    assert (await withdrawal_row(money, withdrawal.id)).status == "SUCCESS"
     async with sessionmaker() as session:
         after = await run_audit(session)
     assert after.ok, after.render()

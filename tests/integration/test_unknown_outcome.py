@@ -14,6 +14,7 @@ from app.config import Settings
 from app.embedded.process import free_port
 from app.main import create_app
 from app.settlement.main import create_app as create_settlement_app
+from app.withdrawals.money_path import MoneyPath
 from app.withdrawals.reconcile import reconcile
 from app.withdrawals.settlement_client import create_http_client
 from tests.conftest import _client_for
@@ -69,16 +70,16 @@ async def test_settlement_down_gives_202_then_reconcile_settles_once(
     api: httpx.AsyncClient,
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    db_pool: asyncpg.Pool,
+    money: MoneyPath,
 ) -> None:
     down = settings.model_copy(
         update={"SETTLEMENT_URL": f"http://127.0.0.1:{free_port()}/api/settlement/withdraw"}
     )
     _, merchant, withdrawal_id = await _accepted_but_unsettled(down, sessionmaker, key="down")
     assert await bank_transfers(sessionmaker) == {}
-    assert await _reconcile(db_pool, down) == {"UNKNOWN": 1}  # still down: left as is
-    assert await _reconcile(db_pool, settings) == {"PAID": 1}
-    assert await _reconcile(db_pool, settings) == {}  # nothing left to do
+    assert await _reconcile(money, down) == {"UNKNOWN": 1}  # still down: left as is
+    assert await _reconcile(money, settings) == {"PAID": 1}
+    assert await _reconcile(money, settings) == {}  # nothing left to do
     await _settled_once(api, merchant, withdrawal_id, "down", sessionmaker)
 
 
@@ -86,7 +87,7 @@ async def test_settlement_hanging_gives_202_then_reconcile_settles_once(
     api: httpx.AsyncClient,
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    db_pool: asyncpg.Pool,
+    money: MoneyPath,
 ) -> None:
     async with black_hole() as hole:
         hanging = settings.model_copy(
@@ -96,7 +97,7 @@ async def test_settlement_hanging_gives_202_then_reconcile_settles_once(
             hanging, sessionmaker, key="hang"
         )
         assert hole.connections >= 1
-    assert await _reconcile(db_pool, settings) == {"PAID": 1}
+    assert await _reconcile(money, settings) == {"PAID": 1}
     await _settled_once(api, merchant, withdrawal_id, "hang", sessionmaker)
 
 
@@ -104,7 +105,7 @@ async def test_answer_lost_after_payment_is_found_by_reconcile_not_paid_again(
     api: httpx.AsyncClient,
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    db_pool: asyncpg.Pool,
+    money: MoneyPath,
 ) -> None:
     # The bank takes longer than the core waits: settlement pays, the answer never arrives.
     slow_bank = settings.model_copy(update={"BANK_LATENCY_MS": 600})
@@ -123,7 +124,7 @@ async def test_answer_lost_after_payment_is_found_by_reconcile_not_paid_again(
                 break
             await asyncio.sleep(0.05)
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
-    assert await _reconcile(db_pool, settings) == {"PAID": 1}
+    assert await _reconcile(money, settings) == {"PAID": 1}
     await _settled_once(api, merchant, withdrawal_id, "lost", sessionmaker)
 
 
@@ -131,7 +132,7 @@ async def test_reconcile_command_finishes_stuck_withdrawals(
     api: httpx.AsyncClient,
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    db_pool: asyncpg.Pool,
+    money: MoneyPath,
 ) -> None:
     down = settings.model_copy(
         update={"SETTLEMENT_URL": f"http://127.0.0.1:{free_port()}/api/settlement/withdraw"}
@@ -160,7 +161,7 @@ async def test_reconcile_command_finishes_stuck_withdrawals(
 async def test_reconcile_leaves_young_withdrawals_alone(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
-    db_pool: asyncpg.Pool,
+    money: MoneyPath,
     clean_db: None,
 ) -> None:
     down = settings.model_copy(
@@ -168,8 +169,6 @@ async def test_reconcile_leaves_young_withdrawals_alone(
     )
     await _accepted_but_unsettled(down, sessionmaker, key="young")
     async with create_http_client(settings) as http:
-        report = await reconcile(
-            db_pool, http=http, settings=settings, older_than=timedelta(hours=1)
-        )
+        report = await reconcile(money, http=http, settings=settings, older_than=timedelta(hours=1))
     assert report.examined == 0
     assert await bank_transfers(sessionmaker) == {}

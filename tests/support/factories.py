@@ -1,4 +1,5 @@
-"""Small factories that write rows straight to the database for integration tests.
+"""Small factories for integration tests: rows written straight to the database, and
+withdrawals made by the production money path.
 
 They run in the caller's session and never commit: wrap them in `async with session.begin()`
 (or commit yourself) like any other service call. Every argument after the session is
@@ -6,17 +7,16 @@ keyword-only, and every default is unique where the schema requires it.
 """
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import func, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.ledger import repository as ledger_repository
+from app.idempotency.service import fingerprint
 from app.ledger import service as ledger
 from app.ledger.schemas import TopUpResult
 from app.models import (
-    LedgerKind,
     Merchant,
     MerchantCredit,
     MerchantStatus,
@@ -24,10 +24,15 @@ from app.models import (
     SettlementPayout,
     User,
     WalletAccount,
-    Withdrawal,
     WithdrawalStatus,
 )
 from app.models.settlement import SettlementBankTransfer
+from app.money import format_amount
+from app.withdrawals.answers import answer_for
+from app.withdrawals.decide import ReserveRequest
+from app.withdrawals.finish import Finish, FinishRequest, finish_in
+from app.withdrawals.repository import WithdrawalRow
+from app.withdrawals.reserve import reserve_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,76 +132,70 @@ async def create_withdrawal(
     status: str = WithdrawalStatus.SUCCESS,
     idempotency_key: str | None = None,
 ) -> WithdrawalRecord:
-    """A withdrawal with everything a consistent one implies, as if it went through the API.
+    """A withdrawal made by the production money path, in the session's transaction.
 
-    Reserve (POOL -> IN_FLIGHT, utilized and pool moved), then for SUCCESS a settle
-    (IN_FLIGHT -> PAID_OUT) and a PAID payout and bank transfer, for FAILED a release
-    (IN_FLIGHT -> POOL, utilized and pool restored) and a REFUSED payout and bank transfer.
-    The pool must hold the amount.
+    Reserved by transaction 1 (app/withdrawals/reserve.py: key, line, ledger, pool), then for
+    SUCCESS settled and for FAILED released by transaction 2 (finish.py), with the PAID or
+    REFUSED payout and bank transfer settlement would have recorded. The pool must hold the
+    amount.
     """
     assert merchant.account_id is not None, "only an approved merchant can withdraw"
     amount = Decimal(amount)
-    withdrawal_id, reserve_tx_id = uuid.uuid4(), uuid.uuid4()
-    final = status in (WithdrawalStatus.SUCCESS, WithdrawalStatus.FAILED)
-    final_tx_id = uuid.uuid4() if final else None
     key = idempotency_key or unique("key")
-    bank_reference = unique("bank") if status == WithdrawalStatus.SUCCESS else None
-    await session.execute(
-        insert(Withdrawal).values(
-            id=withdrawal_id,
-            merchant_id=merchant.id,
-            account_id=merchant.account_id,
-            amount=amount,
-            status=status,
-            idempotency_key=key,
-            bank_account=merchant.bank_account,
-            bank_reference=bank_reference,
-            failure_code="REFUSED" if status == WithdrawalStatus.FAILED else None,
-            reserve_tx_id=reserve_tx_id,
-            final_tx_id=final_tx_id,
-        )
+    conn = await session.connection()
+    open_status = WithdrawalStatus.QUEUED if status == WithdrawalStatus.QUEUED else "PROCESSING"
+    [reserved] = await reserve_in(
+        conn,
+        [
+            ReserveRequest(
+                merchant_id=merchant.id,
+                key=key,
+                request_hash=fingerprint({"amount": format_amount(amount)}),
+                amount=amount,
+                status=WithdrawalStatus(open_status),
+                withdrawal_id=uuid.uuid4(),
+                reserve_tx_id=uuid.uuid4(),
+            )
+        ],
     )
-    await _transfer(session, reserve_tx_id, LedgerKind.RESERVE, amount, withdrawal_id)
-    await _add_utilized(session, merchant_id=merchant.id, amount=amount)
-    await ledger_repository.add_to_pool(session, amount=-amount)
-    if status == WithdrawalStatus.SUCCESS:
-        assert final_tx_id is not None
-        await _transfer(session, final_tx_id, LedgerKind.SETTLE, amount, withdrawal_id)
-        await _payout(session, merchant, withdrawal_id, amount, PayoutStatus.PAID, bank_reference)
-    elif status == WithdrawalStatus.FAILED:
-        assert final_tx_id is not None
-        await _transfer(session, final_tx_id, LedgerKind.RELEASE, amount, withdrawal_id)
-        await _add_utilized(session, merchant_id=merchant.id, amount=-amount)
-        await ledger_repository.add_to_pool(session, amount=amount)
-        await _payout(session, merchant, withdrawal_id, amount, PayoutStatus.REFUSED, None)
+    assert isinstance(reserved, WithdrawalRow), f"not reserved: {reserved!r}"
+    withdrawal = reserved
+    if status in (WithdrawalStatus.SUCCESS, WithdrawalStatus.FAILED):
+        paid = status == WithdrawalStatus.SUCCESS
+        final = replace(
+            withdrawal,
+            status=status,
+            final_tx_id=uuid.uuid4(),
+            bank_reference=unique("bank") if paid else None,
+            failure_code=None if paid else "REFUSED",
+        )
+        answer = answer_for(final)
+        [done] = await finish_in(
+            conn,
+            [
+                FinishRequest(
+                    withdrawal_id=final.id,
+                    status=WithdrawalStatus(status),
+                    final_tx_id=final.final_tx_id,
+                    response_status=answer.status,
+                    response_body=answer.body,
+                    bank_reference=final.bank_reference,
+                    failure_code=final.failure_code,
+                )
+            ],
+        )
+        assert isinstance(done, Finish) and done.finished, done
+        withdrawal = done.withdrawal
+        payout = PayoutStatus.PAID if paid else PayoutStatus.REFUSED
+        await _payout(session, merchant, withdrawal.id, amount, payout, withdrawal.bank_reference)
     return WithdrawalRecord(
-        id=withdrawal_id,
+        id=withdrawal.id,
         merchant_id=merchant.id,
         amount=amount,
-        status=status,
+        status=withdrawal.status,
         idempotency_key=key,
-        reserve_tx_id=reserve_tx_id,
-        final_tx_id=final_tx_id,
-    )
-
-
-async def _transfer(
-    session: AsyncSession,
-    tx_id: uuid.UUID,
-    kind: LedgerKind,
-    amount: Decimal,
-    withdrawal_id: uuid.UUID,
-) -> None:
-    await ledger.record_withdrawal_move(
-        session, kind=kind, tx_id=tx_id, amount=amount, withdrawal_id=withdrawal_id
-    )
-
-
-async def _add_utilized(session: AsyncSession, *, merchant_id: int, amount: Decimal) -> None:
-    await session.execute(
-        update(MerchantCredit)
-        .where(MerchantCredit.merchant_id == merchant_id)
-        .values(utilized_amount=MerchantCredit.utilized_amount + amount)
+        reserve_tx_id=withdrawal.reserve_tx_id,
+        final_tx_id=withdrawal.final_tx_id,
     )
 
 

@@ -3,13 +3,15 @@
 import uuid
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.service import run_audit
-from app.withdrawals.repository import WithdrawalRow
+from app.models import Withdrawal
+from app.withdrawals.money_path import MoneyPath
+from app.withdrawals.repository import WithdrawalRow, row_columns
+from app.withdrawals.repository import withdrawal_row as to_row
 from tests.support.api import bearer
 
 
@@ -49,16 +51,11 @@ async def count_rows(sessionmaker: async_sessionmaker[AsyncSession], model: Any)
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-_WITHDRAWAL = """
-SELECT id, merchant_id, account_id, amount, bank_account, status, idempotency_key,
-       bank_reference, failure_code, reserve_tx_id, final_tx_id, attempts, created_at,
-       updated_at
-  FROM withdrawals WHERE id = $1
-"""
-
-
-async def withdrawal_row(db: asyncpg.Pool, withdrawal_id: uuid.UUID) -> WithdrawalRow:
+async def withdrawal_row(db: MoneyPath, withdrawal_id: uuid.UUID) -> WithdrawalRow:
     """The withdrawal as the money path reads it (what a re-drive sends to settlement)."""
-    record = await db.fetchrow(_WITHDRAWAL, withdrawal_id)
-    assert record is not None, withdrawal_id
-    return WithdrawalRow(*record.values())
+    async with db.engine.connect() as conn:
+        row = (
+            await conn.execute(select(*row_columns()).where(Withdrawal.id == withdrawal_id))
+        ).first()
+    assert row is not None, withdrawal_id
+    return to_row(row)

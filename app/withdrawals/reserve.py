@@ -1,0 +1,362 @@
+"""Transaction 1 for a batch of withdrawals (ARCHITECTURE section 4.2), SQLAlchemy Core.
+
+Lock order, as everywhere on the money path: the idempotency keys (sorted), the merchants'
+credit lines (by merchant id), the pool row last, held only until COMMIT.
+"""
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import cast
+
+from sqlalchemy import Table, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.db import money_connection
+from app.errors import money_statement
+from app.idempotency.repository import StoredKey
+from app.idempotency.service import IdempotencyKeyReused, Replay, replay_or_raise
+from app.ledger import service as ledger
+from app.merchants.errors import MerchantNotApproved
+from app.models import (
+    CreditPool,
+    IdempotencyKey,
+    LedgerEntry,
+    LedgerKind,
+    Merchant,
+    MerchantCredit,
+    WalletAccount,
+    Withdrawal,
+)
+from app.money import format_amount
+from app.withdrawals import books
+from app.withdrawals.answers import answer_for, pending_body
+from app.withdrawals.decide import (
+    Decision,
+    Line,
+    Outcome,
+    ReserveRequest,
+    decide,
+    reserved_total,
+)
+from app.withdrawals.errors import InsufficientMerchantCredit, InsufficientPool
+from app.withdrawals.repository import WithdrawalRow, row_columns, withdrawal_row
+
+_keys = cast(Table, IdempotencyKey.__table__)
+_credits = cast(Table, MerchantCredit.__table__)
+_merchants = cast(Table, Merchant.__table__)
+_accounts = cast(Table, WalletAccount.__table__)
+_pool = cast(Table, CreditPool.__table__)
+_withdrawals = cast(Table, Withdrawal.__table__)
+_entries = cast(Table, LedgerEntry.__table__)
+POOL_ROW_ID = 1
+
+POOL_SHORT = "the credit pool cannot cover this withdrawal right now"
+
+ReserveResult = WithdrawalRow | Replay | InsufficientMerchantCredit | InsufficientPool
+
+
+class _PoolTakenMeanwhile(Exception):
+    """The pool read without its lock covered the batch, its conditional UPDATE did not."""
+
+
+async def reserve_batch(
+    engine: AsyncEngine, requests: Sequence[ReserveRequest]
+) -> list[ReserveResult | BaseException]:
+    """Transaction 1 for the batch; every outcome is committed when this returns.
+
+    Refusals for credit or pool are results (final, stored on their keys); a refusal that
+    stores nothing (not approved, a key taken or reused) is the member's exception.
+    """
+    async with money_connection(engine) as conn, money_statement():
+        # The pool is first checked without its lock (it is locked last, for the UPDATE only);
+        # if another batch took it meanwhile, all is undone and the pool locked before deciding.
+        for lock_pool_first in (False, True):
+            try:
+                async with conn.begin():
+                    return await _transaction(conn, list(requests), lock_pool_first)
+            except _PoolTakenMeanwhile:
+                continue
+    raise AssertionError("unreachable: the second pass holds the pool row")  # pragma: no cover
+
+
+async def reserve_in(
+    conn: AsyncConnection, requests: Sequence[ReserveRequest]
+) -> list[ReserveResult | BaseException]:
+    """Transaction 1's work inside the caller's open transaction (the test factories use it);
+    the pool is locked before deciding, so it never has to be undone."""
+    return await _transaction(conn, list(requests), lock_pool_first=True)
+
+
+async def _transaction(
+    conn: AsyncConnection, requests: list[ReserveRequest], lock_pool_first: bool
+) -> list[ReserveResult | BaseException]:
+    claimed = await _claim_keys(conn, requests)
+    taken = await _stored_answers(conn, {r.key_id for r in requests} - claimed)
+    mine = [r for r in requests if r.key_id in claimed]
+    lines, pool_seen = await _lock_lines(conn, {r.merchant_id for r in mine})
+    existing = await _withdrawals_with_keys(conn, {r.key_id for r in mine})
+    decisions = decide(mine, lines=lines, keys_with_withdrawal=set(existing), pool_available=None)
+    total = reserved_total(mine, decisions)
+    if lock_pool_first or (total > 0 and (pool_seen is None or pool_seen < total)):
+        # Short (or raced): lock the pool now, after the lines, and decide against what it has.
+        available = await conn.scalar(
+            select(_pool.c.available).where(_pool.c.id == POOL_ROW_ID).with_for_update()
+        )
+        decisions = decide(
+            mine,
+            lines=lines,
+            keys_with_withdrawal=set(existing),
+            pool_available=available or Decimal("0.00"),
+        )
+        total = reserved_total(mine, decisions)
+    reserved = await _write(conn, mine, decisions, lines)
+    if total > 0:
+        # The pool row last: the condition checks and takes its lock in one step.
+        taken_from_pool = await conn.scalar(
+            update(_pool)
+            .where(_pool.c.id == POOL_ROW_ID, _pool.c.available >= total)
+            .values(available=_pool.c.available - total, updated_at=func.now())
+            .returning(_pool.c.id)
+        )
+        if taken_from_pool is None:
+            raise _PoolTakenMeanwhile()
+    return _results(
+        requests, claimed, taken, dict(zip(mine, decisions, strict=True)), reserved, existing
+    )
+
+
+async def _claim_keys(
+    conn: AsyncConnection, requests: list[ReserveRequest]
+) -> set[tuple[int, str]]:
+    """Lock 1: the keys, in sorted order. A key another transaction holds waits here until it
+    commits; ON CONFLICT then skips it (its stored answer is read next)."""
+    first_hash: dict[tuple[int, str], str] = {}
+    for request in requests:
+        first_hash.setdefault(request.key_id, request.request_hash)
+    rows = [
+        {"merchant_id": merchant_id, "key": key, "request_hash": first_hash[(merchant_id, key)]}
+        for merchant_id, key in sorted(first_hash)
+    ]
+    result = await conn.execute(
+        pg_insert(_keys)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .returning(_keys.c.merchant_id, _keys.c.key)
+    )
+    return {(row.merchant_id, row.key) for row in result}
+
+
+async def _stored_answers(
+    conn: AsyncConnection, key_ids: set[tuple[int, str]]
+) -> dict[tuple[int, str], StoredKey]:
+    """The keys other transactions hold, as committed (read committed: a fresh snapshot)."""
+    if not key_ids:
+        return {}
+    result = await conn.execute(
+        select(
+            _keys.c.merchant_id,
+            _keys.c.key,
+            _keys.c.request_hash,
+            _keys.c.response_status,
+            _keys.c.response_body,
+        ).where(tuple_(_keys.c.merchant_id, _keys.c.key).in_(sorted(key_ids)))
+    )
+    return {
+        (row.merchant_id, row.key): StoredKey(
+            row.request_hash, row.response_status, row.response_body
+        )
+        for row in result
+    }
+
+
+async def _lock_lines(
+    conn: AsyncConnection, merchant_ids: set[int]
+) -> tuple[dict[int, Line], Decimal | None]:
+    """Lock 2: the merchants' lines, by merchant id; approval and headroom are read under it.
+    The pool's available amount comes along unlocked, a hint for whether the batch fits."""
+    if not merchant_ids:
+        return {}, None
+    pool_hint = select(_pool.c.available).where(_pool.c.id == POOL_ROW_ID).scalar_subquery()
+    result = await conn.execute(
+        select(
+            _credits.c.merchant_id,
+            (_credits.c.credit_limit - _credits.c.utilized_amount).label("headroom"),
+            _merchants.c.status,
+            _merchants.c.bank_account,
+            _accounts.c.id.label("account_id"),
+            pool_hint.label("pool_available"),
+        )
+        .join(_merchants, _merchants.c.id == _credits.c.merchant_id)
+        .join(_accounts, _accounts.c.merchant_id == _credits.c.merchant_id)
+        .where(_credits.c.merchant_id.in_(sorted(merchant_ids)))
+        .order_by(_credits.c.merchant_id)
+        .with_for_update(of=_credits)
+    )
+    lines, pool_seen = {}, None
+    for row in result:
+        pool_seen = row.pool_available
+        lines[row.merchant_id] = Line(
+            merchant_id=row.merchant_id,
+            status=row.status,
+            bank_account=row.bank_account,
+            account_id=row.account_id,
+            headroom=row.headroom,
+        )
+    return lines, pool_seen
+
+
+async def _withdrawals_with_keys(
+    conn: AsyncConnection, key_ids: set[tuple[int, str]]
+) -> dict[tuple[int, str], WithdrawalRow]:
+    """Withdrawals that still carry a claimed key (the key itself was purged after retention)."""
+    if not key_ids:
+        return {}
+    w = _withdrawals.c
+    result = await conn.execute(
+        select(*row_columns()).where(tuple_(w.merchant_id, w.idempotency_key).in_(sorted(key_ids)))
+    )
+    return {(row.merchant_id, row.idempotency_key): withdrawal_row(row) for row in result}
+
+
+async def _write(
+    conn: AsyncConnection,
+    requests: list[ReserveRequest],
+    decisions: list[Decision],
+    lines: dict[int, Line],
+) -> dict[ReserveRequest, WithdrawalRow]:
+    """The batch's writes, set-based: withdrawals, reserve entries, line updates, key answers."""
+    chosen = [r for r, d in zip(requests, decisions, strict=True) if d.outcome == Outcome.RESERVED]
+    reserved: dict[ReserveRequest, WithdrawalRow] = {}
+    if chosen:
+        result = await conn.execute(
+            insert(_withdrawals)
+            .values(
+                [
+                    {
+                        "id": r.withdrawal_id,
+                        "merchant_id": r.merchant_id,
+                        "account_id": lines[r.merchant_id].account_id,
+                        "amount": r.amount,
+                        "bank_account": lines[r.merchant_id].bank_account,
+                        "status": str(r.status),
+                        "idempotency_key": r.key,
+                        "reserve_tx_id": r.reserve_tx_id,
+                    }
+                    for r in chosen
+                ]
+            )
+            .returning(*row_columns())
+        )
+        by_id = {row.id: withdrawal_row(row) for row in result}
+        reserved = {r: by_id[r.withdrawal_id] for r in chosen}
+        await conn.execute(
+            insert(_entries).values(
+                [
+                    entry
+                    for r in chosen
+                    for entry in ledger.withdrawal_entries(
+                        kind=LedgerKind.RESERVE,
+                        tx_id=r.reserve_tx_id,
+                        amount=r.amount,
+                        withdrawal_id=r.withdrawal_id,
+                    )
+                ]
+            )
+        )
+        taken: dict[int, Decimal] = {}
+        for r in chosen:
+            taken[r.merchant_id] = taken.get(r.merchant_id, Decimal("0.00")) + r.amount
+        # The CHECK (0 <= utilized <= limit) is the last guard if the arithmetic were wrong.
+        await books.add_utilized(conn, sorted(taken.items()))
+    answers: list[books.KeyAnswer] = []
+    given_up = []
+    for r, d in zip(requests, decisions, strict=True):
+        if d.outcome == Outcome.RESERVED:
+            # Both modes: until transaction 2 (or after a crash before it) a replay learns the
+            # withdrawal id instead of "in use".
+            answers.append(
+                (r.key_id, 202, pending_body(r.withdrawal_id, r.status), r.withdrawal_id)
+            )
+        elif d.outcome == Outcome.INSUFFICIENT_CREDIT:
+            answers.append((r.key_id, 409, _credit_refusal(d).problem(), None))
+        elif d.outcome == Outcome.INSUFFICIENT_POOL:
+            answers.append((r.key_id, 409, InsufficientPool(POOL_SHORT).problem(), None))
+        elif d.outcome in (Outcome.NOT_APPROVED, Outcome.WITHDRAWAL_EXISTS):
+            given_up.append(r.key_id)  # nothing decided: the key stays free for a retry
+    await books.store_answers(conn, answers)
+    given_up = [key_id for key_id in given_up if key_id not in {a[0] for a in answers}]
+    if given_up:
+        await conn.execute(
+            delete(_keys).where(tuple_(_keys.c.merchant_id, _keys.c.key).in_(sorted(set(given_up))))
+        )
+    return reserved
+
+
+def _credit_refusal(decision: Decision) -> InsufficientMerchantCredit:
+    assert decision.headroom is not None
+    available = format_amount(decision.headroom)
+    return InsufficientMerchantCredit(
+        f"available credit is {available}", extra={"available_credit": available}
+    )
+
+
+def _results(
+    requests: list[ReserveRequest],
+    claimed: set[tuple[int, str]],
+    taken: dict[tuple[int, str], StoredKey],
+    decided: dict[ReserveRequest, Decision],
+    reserved: dict[ReserveRequest, WithdrawalRow],
+    existing: dict[tuple[int, str], WithdrawalRow],
+) -> list[ReserveResult | BaseException]:
+    """Each member's answer, in the batch's order."""
+    stored_here: dict[tuple[int, str], StoredKey] = {}
+    results: list[ReserveResult | BaseException] = []
+    for request in requests:
+        decision = decided.get(request)
+        outcome = Outcome.KEY_TAKEN if decision is None else decision.outcome
+        result: ReserveResult | BaseException
+        if outcome == Outcome.KEY_TAKEN:
+            stored = (
+                stored_here.get(request.key_id)
+                if request.key_id in claimed
+                else taken.get(request.key_id)
+            )
+            result = _replay(stored, request)
+        elif outcome == Outcome.NOT_APPROVED:
+            result = MerchantNotApproved("the merchant is not approved for withdrawals")
+        elif outcome == Outcome.WITHDRAWAL_EXISTS:
+            result = _replay_withdrawal(existing[request.key_id], request)
+        elif outcome == Outcome.INSUFFICIENT_CREDIT:
+            assert decision is not None
+            result = _credit_refusal(decision)
+            stored_here[request.key_id] = StoredKey(request.request_hash, 409, result.problem())
+        elif outcome == Outcome.INSUFFICIENT_POOL:
+            result = InsufficientPool(POOL_SHORT)
+            stored_here[request.key_id] = StoredKey(request.request_hash, 409, result.problem())
+        else:
+            result = reserved[request]
+            body = pending_body(request.withdrawal_id, request.status)
+            stored_here[request.key_id] = StoredKey(request.request_hash, 202, body)
+        results.append(result)
+    return results
+
+
+def _replay(stored: StoredKey | None, request: ReserveRequest) -> Replay | BaseException:
+    try:
+        return replay_or_raise(stored, request_hash=request.request_hash)
+    except Exception as exc:  # the member's own refusal (reused, or still in use)
+        return exc
+
+
+def _replay_withdrawal(
+    withdrawal: WithdrawalRow, request: ReserveRequest
+) -> Replay | BaseException:
+    """A key past its retention: the withdrawal that carries it answers for it."""
+    if withdrawal.amount != request.amount:
+        return IdempotencyKeyReused(
+            f"this key belongs to withdrawal {withdrawal.id} of another amount",
+            extra={"withdrawal_id": str(withdrawal.id)},
+        )
+    answer = answer_for(withdrawal)
+    return Replay(status=answer.status, body=answer.body)

@@ -7,11 +7,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
 
 # Refused outside dev/test; 32+ bytes so even dev tokens meet HS256's key-length advice.
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me-0000000000"
 DEFAULT_INTERNAL_TOKEN = "dev-internal-token-change-me-000000"
+# PgBouncer's usual port, the documented example (DB_PGBOUNCER says whether one is in front).
 PGBOUNCER_PORT = 6432
 # Next to the private servers' data (EMBEDDED_DATA_DIR, read from the environment only).
 DEV_ENV_FILE = os.path.join(os.environ.get("EMBEDDED_DATA_DIR", ".data"), "dev.env")
@@ -42,14 +42,19 @@ class Settings(BaseSettings):
     # connections it had with one pool. A hot statement holds its connection well under 1 ms.
     DB_POOL_SIZE: int = 10
     DB_STATEMENT_TIMEOUT_MS: int = 5000
-    # PgBouncer in transaction mode in front of PostgreSQL (README "Operators"). Unset: on
-    # exactly when the database port is PgBouncer's 6432.
-    DB_PGBOUNCER: bool | None = None
+    # PgBouncer (or any transaction-mode pooler) in front of PostgreSQL (README "Operators").
+    # Said explicitly: a pooler may listen on any port, and PostgreSQL on 6432.
+    DB_PGBOUNCER: bool = False
+    # asyncpg's client-side bound on one statement, a little above the server's
+    # statement_timeout: it ends a wait on a server or pooler that no longer answers.
+    DB_COMMAND_TIMEOUT_S: float = Field(default=10.0, gt=0)
 
     REDIS_URL: str | None = None
 
     SECRET_KEY: str = DEFAULT_SECRET_KEY
     INTERNAL_TOKEN: str = DEFAULT_INTERNAL_TOKEN
+    # During a rotation settlement accepts this one too (README "Operations"); unset otherwise.
+    INTERNAL_TOKEN_PREVIOUS: str | None = None
     ACCESS_TOKEN_LIFETIME_MINUTES: int = Field(default=60, gt=0)
     REFRESH_TOKEN_LIFETIME_DAYS: int = Field(default=7, gt=0)
     # Unset: 1 in dev (the seed's walkthrough logs in as m1/p), 8 otherwise; production refuses
@@ -169,9 +174,7 @@ class Settings(BaseSettings):
 
     @property
     def behind_pgbouncer(self) -> bool:
-        if self.DB_PGBOUNCER is not None:
-            return self.DB_PGBOUNCER
-        return make_url(self.database_url).port == PGBOUNCER_PORT
+        return self.DB_PGBOUNCER
 
     @property
     def redis_url(self) -> str:

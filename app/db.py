@@ -34,6 +34,7 @@ def connect_args(settings: Settings) -> dict[str, Any]:
     """asyncpg's options, for PostgreSQL itself or for PgBouncer in transaction mode."""
     if not settings.behind_pgbouncer:
         return {
+            "command_timeout": settings.DB_COMMAND_TIMEOUT_S,
             "server_settings": {
                 "statement_timeout": str(settings.DB_STATEMENT_TIMEOUT_MS),
                 "application_name": "creditpool",
@@ -43,8 +44,13 @@ def connect_args(settings: Settings) -> dict[str, Any]:
     # outlive one: asyncpg's cached named prepared statements would be missing (or collide)
     # there. With its cache off it uses the unnamed statement, re-parsed at every execution
     # (PgBouncer < 1.21 cannot track named ones). PgBouncer also refuses startup parameters it
-    # does not know, so the statement timeout comes from its connect_query instead.
-    return {"statement_cache_size": 0, "server_settings": {"application_name": "creditpool"}}
+    # does not know, so the statement timeout comes from its connect_query and from the
+    # runtime roles' own settings (migration 0008), which hold behind any pooler.
+    return {
+        "statement_cache_size": 0,
+        "command_timeout": settings.DB_COMMAND_TIMEOUT_S,
+        "server_settings": {"application_name": "creditpool"},
+    }
 
 
 async def create_statement_pool(settings: Settings, *, size: int | None = None) -> asyncpg.Pool:

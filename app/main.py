@@ -35,6 +35,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_pool = await create_statement_pool(settings)
         app.state.redis = create_redis(settings)
         app.state.readiness_checks = {"database": database_check, "redis": redis_check}
+        # Without Redis the api still takes withdrawals (rate limits fail open, queued payouts
+        # wait for the worker's database sweep): taking it out of service would do more harm.
+        app.state.optional_checks = frozenset({"redis"})
         # One pooled client for the settlement hop; its timeout bounds how long a merchant
         # waits before getting 202 PROCESSING.
         app.state.http = create_http_client(settings)

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     WORKER_JOB_TIMEOUT_S: int = Field(default=30, ge=1)
     # How often the worker sweeps for withdrawals whose job was lost (a divisor of 60).
     SWEEP_EVERY_S: int = Field(default=10, ge=1, le=60)
+    # The worker's own reconciler timer (no Redis): how often, and how many per run.
+    RECONCILE_EVERY_S: float = Field(default=30.0, gt=0)
+    RECONCILE_BATCH: int = Field(default=100, ge=1)
+    # Touched by that timer every round; `python -m app worker-alive` is the liveness probe.
+    WORKER_HEARTBEAT_FILE: str = "/tmp/creditpool-worker.alive"  # noqa: S108 - per container
 
     RL_WINDOW_SEC: int = Field(default=10, gt=0)
     RL_MAX_REQUESTS: int = Field(default=300, ge=0)
@@ -157,6 +162,14 @@ class Settings(BaseSettings):
         if self.PASSWORD_MIN_LENGTH is not None:
             return self.PASSWORD_MIN_LENGTH
         return 1 if self.ENVIRONMENT == "dev" else 8
+
+    @property
+    def worker_alive_within_s(self) -> float:
+        """A heartbeat older than this means the worker's timer is stuck. A round can take
+        RECONCILE_BATCH settlement calls at the worst, each bounded by SETTLEMENT_TIMEOUT_S
+        (twice: the lookup, then the payout)."""
+        worst_round = self.RECONCILE_BATCH * 2 * self.SETTLEMENT_TIMEOUT_S
+        return self.RECONCILE_EVERY_S + worst_round + 60
 
     @property
     def is_dev(self) -> bool:

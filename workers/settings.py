@@ -1,7 +1,8 @@
 """arq worker entry point: `arq workers.settings.WorkerSettings`.
 
-Health check for operators: `arq --check workers.settings.WorkerSettings` exits 0 while a
-worker has written its health key recently (every `health_check_interval` seconds).
+Liveness: `python -m app worker-alive` exits 0 while the worker's own reconciler timer beats
+(app/operations/reconciler.py); it needs no Redis, so a Redis outage restarts no worker.
+`arq --check workers.settings.WorkerSettings` still reads arq's health key from Redis.
 """
 
 import asyncio
@@ -11,11 +12,16 @@ from typing import Any
 import uvloop
 from arq import cron, func
 from arq.connections import RedisSettings
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker, create_statement_pool
 from app.gc_tuning import tune_gc
 from app.observability.logging import configure_logging
+from app.operations.reconciler import run_timer
 from app.withdrawals.settlement_client import create_http_client
 from workers.jobs import pay_withdrawal, purge_idempotency_keys, sweep_open_withdrawals
 
@@ -35,17 +41,31 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     ctx["db_pool"] = await create_statement_pool(settings, size=pool_size)
     ctx["http"] = create_http_client(settings)
+    ctx["reconciler"] = asyncio.create_task(
+        run_timer(ctx["engine"], ctx["db_pool"], http=ctx["http"], settings=settings)
+    )
     tune_gc()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    ctx["reconciler"].cancel()
     await ctx["http"].aclose()
     await ctx["db_pool"].close()
     await ctx["engine"].dispose()
 
 
+def redis_settings() -> RedisSettings:
+    """arq's Redis, retried for as long as it is down: arq's poll loop would otherwise end the
+    process at the first lost connection, and with it the reconciler timer that keeps money
+    moving without Redis. Queued jobs wait in Redis (or for the sweeper) meanwhile."""
+    configured = RedisSettings.from_dsn(settings.redis_url)
+    configured.retry_on_error = [RedisConnectionError, RedisTimeoutError, OSError]
+    configured.retry = Retry(ExponentialBackoff(cap=5.0, base=0.1), retries=-1)
+    return configured
+
+
 class WorkerSettings:
-    redis_settings = RedisSettings.from_dsn(settings.redis_url)
+    redis_settings = redis_settings()
     on_startup = startup
     on_shutdown = shutdown
     functions = [

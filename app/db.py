@@ -1,9 +1,10 @@
 """Database plumbing: SQLAlchemy sessions (one per request; the transaction owner commits) and
 asyncpg's statement pool for the hot one-statement paths."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
 
 import asyncpg
@@ -84,6 +85,21 @@ async def _json_codecs(conn: asyncpg.Connection) -> None:
 
 async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:
     """No session state survives a statement: no open transaction, no SET, no LISTEN."""
+
+
+# Shutdown's last step may take this long (tests/unit/test_deploy_shutdown_budget.py adds the
+# steps up against the orchestrators' grace periods); connections still open then go with
+# the process, and PostgreSQL rolls back whatever they held.
+POOL_CLOSE_TIMEOUT_S = 3.0
+
+
+async def close_pools(engine: AsyncEngine, statement_pool: asyncpg.Pool | None = None) -> None:
+    """Close the process's database pools within POOL_CLOSE_TIMEOUT_S."""
+    with suppress(TimeoutError):
+        async with asyncio.timeout(POOL_CLOSE_TIMEOUT_S):
+            if statement_pool is not None:
+                await statement_pool.close()
+            await engine.dispose()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

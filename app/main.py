@@ -9,7 +9,7 @@ from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
 from app.common import NO_OPENTELEMETRY, install_common, observability
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker, create_statement_pool
+from app.db import close_pools, create_engine, create_sessionmaker, create_statement_pool
 from app.docs import install_docs
 from app.gc_tuning import tune_gc
 from app.health.router import database_check, redis_check
@@ -52,8 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.arq is not None:
                 await app.state.arq.aclose()
             await app.state.redis.aclose()
-            await app.state.db_pool.close()
-            await app.state.engine.dispose()
+            await close_pools(app.state.engine, app.state.db_pool)
 
     app = FastAPI(
         title="Creditpool API",

@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.config import get_settings
-from app.db import create_engine, create_sessionmaker, create_statement_pool
+from app.db import close_pools, create_engine, create_sessionmaker, create_statement_pool
 from app.gc_tuning import tune_gc
 from app.observability.logging import configure_logging
 from app.operations.reconciler import run_timer
@@ -50,8 +50,7 @@ async def startup(ctx: dict[str, Any]) -> None:
 async def shutdown(ctx: dict[str, Any]) -> None:
     ctx["reconciler"].cancel()
     await ctx["http"].aclose()
-    await ctx["db_pool"].close()
-    await ctx["engine"].dispose()
+    await close_pools(ctx["engine"], ctx["db_pool"])
 
 
 def redis_settings() -> RedisSettings:
@@ -91,5 +90,5 @@ class WorkerSettings:
     job_timeout = settings.WORKER_JOB_TIMEOUT_S
     health_check_interval = 10
     # SIGTERM: take no new job and let running ones finish for this long; one cut off after
-    # it goes back to the queue (jobs are idempotent). deploy/ allows 30 s before SIGKILL.
+    # it goes back to the queue (jobs are idempotent). deploy/ allows 40 s before SIGKILL.
     job_completion_wait = 20

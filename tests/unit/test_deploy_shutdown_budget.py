@@ -23,7 +23,8 @@ def graceful_s() -> int:
 
 
 def job_completion_wait_s() -> int:
-    match = re.search(r"job_completion_wait = (\d+)", (DEPLOY.parent / "workers" / "settings.py").read_text())
+    source = (DEPLOY.parent / "workers" / "settings.py").read_text()
+    match = re.search(r"job_completion_wait = (\d+)", source)
     assert match
     return int(match.group(1))
 

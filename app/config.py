@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     # payout waits this long before a later request re-drives it.
     PAYOUT_LEASE_S: float = Field(default=30.0, gt=0)
 
+    # Below it the pool alert fires (deploy/prometheus/alerts.yml); the api exports it as the
+    # gauge creditpool_pool_low_water.
+    POOL_LOW_WATER: Decimal = Field(default=Decimal("1000.00"), ge=0)
+
     # --- guard rails and observability (request log, logs, metrics) ---
     # The request log is buffered in memory and written in batches off the request path; at
     # most this many rows wait per process, later ones are dropped (and counted) until the

@@ -17,6 +17,8 @@ from app.ledger.router import router as pool_router
 from app.merchants.router import admin_router as merchants_admin_router
 from app.merchants.router import router as merchants_router
 from app.observability.gauges import money_gauges
+from app.operations.gauges import open_withdrawal_gauges
+from app.operations.router import router as operations_router
 from app.redis import create_arq, create_redis
 from app.requestlog.router import router as requestlog_router
 from app.withdrawals.router import router as withdrawals_router
@@ -75,8 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool_router,
             audit_router,
             requestlog_router,
+            operations_router,
         ],
-        metric_probes=[money_gauges],
+        metric_probes=[money_gauges, open_withdrawal_gauges],
     )
     install_docs(app)  # after the API's routes, which FastAPI tries first
     return app

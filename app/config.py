@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     REQUEST_LOG_BUFFER_ROWS: int = Field(default=10_000, ge=1)
     REQUEST_LOG_BATCH_ROWS: int = Field(default=500, ge=1)
     REQUEST_LOG_FLUSH_INTERVAL_S: float = Field(default=1.0, gt=0)
+    # Whole UTC days of api_request_log kept; the worker drops older partitions hourly.
+    REQUEST_LOG_RETENTION_DAYS: int = Field(default=30, ge=1)
     # Level of the JSON log lines on stdout (per request, per money event, warnings).
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # --- end guard rails and observability ---

@@ -23,7 +23,12 @@ from app.gc_tuning import tune_gc
 from app.observability.logging import configure_logging
 from app.operations.reconciler import run_timer
 from app.withdrawals.settlement_client import create_http_client
-from workers.jobs import pay_withdrawal, purge_idempotency_keys, sweep_open_withdrawals
+from workers.jobs import (
+    maintain_request_log,
+    pay_withdrawal,
+    purge_idempotency_keys,
+    sweep_open_withdrawals,
+)
 
 settings = get_settings()
 # The event loop the apps get from uvicorn: arq's Worker takes whatever loop the policy makes
@@ -85,6 +90,8 @@ class WorkerSettings:
             keep_result=0,
         ),
         cron(purge_idempotency_keys, minute={7}, second={0}, run_at_startup=True, keep_result=0),
+        # Hourly, though daily would do: tomorrow's partition then exists ~24 h ahead.
+        cron(maintain_request_log, minute={17}, second={0}, run_at_startup=True, keep_result=0),
     ]
     max_jobs = settings.WORKER_MAX_JOBS
     job_timeout = settings.WORKER_JOB_TIMEOUT_S

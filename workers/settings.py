@@ -7,6 +7,7 @@ Liveness: `python -m app worker-alive` exits 0 while the worker's own reconciler
 
 import asyncio
 import os
+from contextlib import suppress
 from typing import Any
 
 import uvloop
@@ -53,7 +54,11 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    # Cancelled between or inside its steps: each step is its own transaction, so a cut one
+    # leaves the withdrawal open for the next run (never half-finished).
     ctx["reconciler"].cancel()
+    with suppress(asyncio.CancelledError):
+        await ctx["reconciler"]
     await ctx["http"].aclose()
     await close_pools(ctx["engine"], ctx["db_pool"])
 

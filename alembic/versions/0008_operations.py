@@ -1,7 +1,7 @@
 """operations: api_request_log partitioned by day (UTC)
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 
 Native declarative partitioning, one partition per UTC day named api_request_log_pYYYYMMDD, so
 retention drops whole days (app/requestlog/partitions.py, run by the worker) instead of
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -118,6 +118,12 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker_alive(_args: argparse.Namespace) -> int:
+    from app.operations.reconciler import is_alive
+
+    return 0 if is_alive(get_settings()) else 1
+
+
 def cmd_seed(args: argparse.Namespace) -> int:
     from app.loadkit.seed import seed
 
@@ -207,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--older-than", type=int, help="seconds (default RECONCILE_AFTER_S)", metavar="S"
     )
     reconcile_cmd.set_defaults(handler=cmd_reconcile)
+
+    alive = commands.add_parser(
+        "worker-alive", help="liveness probe: exit 0 while the worker's timer beats"
+    )
+    alive.set_defaults(handler=cmd_worker_alive)
 
     seed_cmd = commands.add_parser("seed", help="approved load-test merchants m1..mN")
     seed_cmd.add_argument("--merchants", type=int, default=1000)

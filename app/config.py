@@ -7,11 +7,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
 
 # Refused outside dev/test; 32+ bytes so even dev tokens meet HS256's key-length advice.
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me-0000000000"
 DEFAULT_INTERNAL_TOKEN = "dev-internal-token-change-me-000000"
+# PgBouncer's usual port, the documented example (DB_PGBOUNCER says whether one is in front).
 PGBOUNCER_PORT = 6432
 # Next to the private servers' data (EMBEDDED_DATA_DIR, read from the environment only).
 DEV_ENV_FILE = os.path.join(os.environ.get("EMBEDDED_DATA_DIR", ".data"), "dev.env")
@@ -45,14 +45,19 @@ class Settings(BaseSettings):
     # The most withdrawals one money transaction carries (app/batching.py): the pool row's
     # hold and a batch's statements grow with it, the per-withdrawal fixed cost shrinks.
     BATCH_MAX: int = Field(default=128, ge=1, le=10_000)
-    # PgBouncer in transaction mode in front of PostgreSQL (README "Operators"). Unset: on
-    # exactly when the database port is PgBouncer's 6432.
-    DB_PGBOUNCER: bool | None = None
+    # PgBouncer (or any transaction-mode pooler) in front of PostgreSQL (README "Operators").
+    # Said explicitly: a pooler may listen on any port, and PostgreSQL on 6432.
+    DB_PGBOUNCER: bool = False
+    # asyncpg's client-side bound on one statement, a little above the server's
+    # statement_timeout: it ends a wait on a server or pooler that no longer answers.
+    DB_COMMAND_TIMEOUT_S: float = Field(default=10.0, gt=0)
 
     REDIS_URL: str | None = None
 
     SECRET_KEY: str = DEFAULT_SECRET_KEY
     INTERNAL_TOKEN: str = DEFAULT_INTERNAL_TOKEN
+    # During a rotation settlement accepts this one too (README "Operations"); unset otherwise.
+    INTERNAL_TOKEN_PREVIOUS: str | None = None
     ACCESS_TOKEN_LIFETIME_MINUTES: int = Field(default=60, gt=0)
     REFRESH_TOKEN_LIFETIME_DAYS: int = Field(default=7, gt=0)
     # Unset: 1 in dev (the seed's walkthrough logs in as m1/p), 8 otherwise; production refuses
@@ -82,6 +87,11 @@ class Settings(BaseSettings):
     WORKER_JOB_TIMEOUT_S: int = Field(default=30, ge=1)
     # How often the worker sweeps for withdrawals whose job was lost (a divisor of 60).
     SWEEP_EVERY_S: int = Field(default=10, ge=1, le=60)
+    # The worker's own reconciler timer (no Redis): how often, and how many per run.
+    RECONCILE_EVERY_S: float = Field(default=30.0, gt=0)
+    RECONCILE_BATCH: int = Field(default=100, ge=1)
+    # Touched by that timer every round; `python -m app worker-alive` is the liveness probe.
+    WORKER_HEARTBEAT_FILE: str = "/tmp/creditpool-worker.alive"  # noqa: S108 - per container
 
     RL_WINDOW_SEC: int = Field(default=10, gt=0)
     RL_MAX_REQUESTS: int = Field(default=300, ge=0)
@@ -115,6 +125,10 @@ class Settings(BaseSettings):
     # payout waits this long before a later request re-drives it.
     PAYOUT_LEASE_S: float = Field(default=30.0, gt=0)
 
+    # Below it the pool alert fires (deploy/prometheus/alerts.yml); the api exports it as the
+    # gauge creditpool_pool_low_water.
+    POOL_LOW_WATER: Decimal = Field(default=Decimal("1000.00"), ge=0)
+
     # --- guard rails and observability (request log, logs, metrics) ---
     # The request log is buffered in memory and written in batches off the request path; at
     # most this many rows wait per process, later ones are dropped (and counted) until the
@@ -122,6 +136,8 @@ class Settings(BaseSettings):
     REQUEST_LOG_BUFFER_ROWS: int = Field(default=10_000, ge=1)
     REQUEST_LOG_BATCH_ROWS: int = Field(default=500, ge=1)
     REQUEST_LOG_FLUSH_INTERVAL_S: float = Field(default=1.0, gt=0)
+    # Whole UTC days of api_request_log kept; the worker drops older partitions hourly.
+    REQUEST_LOG_RETENTION_DAYS: int = Field(default=30, ge=1)
     # Level of the JSON log lines on stdout (per request, per money event, warnings).
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # --- end guard rails and observability ---
@@ -157,6 +173,14 @@ class Settings(BaseSettings):
         return 1 if self.ENVIRONMENT == "dev" else 8
 
     @property
+    def worker_alive_within_s(self) -> float:
+        """A heartbeat older than this means the worker's timer is stuck. A round can take
+        RECONCILE_BATCH settlement calls at the worst, each bounded by SETTLEMENT_TIMEOUT_S
+        (twice: the lookup, then the payout)."""
+        worst_round = self.RECONCILE_BATCH * 2 * self.SETTLEMENT_TIMEOUT_S
+        return self.RECONCILE_EVERY_S + worst_round + 60
+
+    @property
     def is_dev(self) -> bool:
         return self.ENVIRONMENT in ("dev", "test")
 
@@ -172,9 +196,7 @@ class Settings(BaseSettings):
 
     @property
     def behind_pgbouncer(self) -> bool:
-        if self.DB_PGBOUNCER is not None:
-            return self.DB_PGBOUNCER
-        return make_url(self.database_url).port == PGBOUNCER_PORT
+        return self.DB_PGBOUNCER
 
     @property
     def redis_url(self) -> str:

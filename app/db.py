@@ -1,8 +1,9 @@
 """Database plumbing: one SQLAlchemy engine per process, sessions (one per request; the
 transaction owner commits) and money connections for the batched money path."""
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -32,6 +33,7 @@ def connect_args(settings: Settings) -> dict[str, Any]:
     """asyncpg's options, for PostgreSQL itself or for PgBouncer in transaction mode."""
     if not settings.behind_pgbouncer:
         return {
+            "command_timeout": settings.DB_COMMAND_TIMEOUT_S,
             "server_settings": {
                 "statement_timeout": str(settings.DB_STATEMENT_TIMEOUT_MS),
                 "application_name": "creditpool",
@@ -41,8 +43,13 @@ def connect_args(settings: Settings) -> dict[str, Any]:
     # outlive one: asyncpg's cached named prepared statements would be missing (or collide)
     # there. With its cache off it uses the unnamed statement, re-parsed at every execution
     # (PgBouncer < 1.21 cannot track named ones). PgBouncer also refuses startup parameters it
-    # does not know, so the statement timeout comes from its connect_query instead.
-    return {"statement_cache_size": 0, "server_settings": {"application_name": "creditpool"}}
+    # does not know, so the statement timeout comes from its connect_query and from the
+    # runtime roles' own settings (migration 0008), which hold behind any pooler.
+    return {
+        "statement_cache_size": 0,
+        "command_timeout": settings.DB_COMMAND_TIMEOUT_S,
+        "server_settings": {"application_name": "creditpool"},
+    }
 
 
 @asynccontextmanager
@@ -60,6 +67,19 @@ async def money_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection
         yield conn
     finally:
         await conn.close()
+
+
+# Shutdown's last step may take this long (tests/unit/test_deploy_shutdown_budget.py adds the
+# steps up against the orchestrators' grace periods); connections still open then go with
+# the process, and PostgreSQL rolls back whatever they held.
+POOL_CLOSE_TIMEOUT_S = 3.0
+
+
+async def close_pools(engine: AsyncEngine) -> None:
+    """Close the process's database pool within POOL_CLOSE_TIMEOUT_S."""
+    with suppress(TimeoutError):
+        async with asyncio.timeout(POOL_CLOSE_TIMEOUT_S):
+            await engine.dispose()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -9,7 +9,7 @@ from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
 from app.common import NO_OPENTELEMETRY, install_common, observability
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import close_pools, create_engine, create_sessionmaker
 from app.docs import install_docs
 from app.gc_tuning import tune_gc
 from app.health.router import database_check, redis_check
@@ -17,6 +17,8 @@ from app.ledger.router import router as pool_router
 from app.merchants.router import admin_router as merchants_admin_router
 from app.merchants.router import router as merchants_router
 from app.observability.gauges import money_gauges
+from app.operations.gauges import open_withdrawal_gauges
+from app.operations.router import router as operations_router
 from app.redis import create_arq, create_redis
 from app.requestlog.router import router as requestlog_router
 from app.withdrawals.money_path import create_money_path
@@ -36,6 +38,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.money = create_money_path(app.state.engine, settings)
         app.state.redis = create_redis(settings)
         app.state.readiness_checks = {"database": database_check, "redis": redis_check}
+        # Without Redis the api still takes withdrawals (rate limits fail open, queued payouts
+        # wait for the worker's database sweep): taking it out of service would do more harm.
+        app.state.optional_checks = frozenset({"redis"})
         # One pooled client for the settlement hop; its timeout bounds how long a merchant
         # waits before getting 202 PROCESSING.
         app.state.http = create_http_client(settings)
@@ -51,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.arq.aclose()
             await app.state.redis.aclose()
             await app.state.money.aclose()  # drain: every queued withdrawal gets its answer
-            await app.state.engine.dispose()
+            await close_pools(app.state.engine)
 
     app = FastAPI(
         title="Creditpool API",
@@ -74,8 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool_router,
             audit_router,
             requestlog_router,
+            operations_router,
         ],
-        metric_probes=[money_gauges],
+        metric_probes=[money_gauges, open_withdrawal_gauges],
     )
     install_docs(app)  # after the API's routes, which FastAPI tries first
     return app

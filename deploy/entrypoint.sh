@@ -4,7 +4,7 @@
 #   settlement   uvicorn app.settlement.main:app on :9000
 #   worker       arq workers.settings.WorkerSettings
 #   migrate      python -m app migrate (alembic upgrade head against PostgreSQL, not PgBouncer)
-#   anything else runs as given, e.g. `python -m app audit` or `arq --check workers.settings.WorkerSettings`
+#   anything else runs as given, e.g. `python -m app audit` or `python -m app worker-alive`
 # Arguments after the role go to uvicorn / arq / the migration (the last --host/--port wins).
 #
 # SIGTERM: uvicorn stops accepting, finishes in-flight requests for up to GRACEFUL_S seconds,

@@ -7,6 +7,7 @@ from uuid import UUID
 from arq import Retry
 
 from app.idempotency import repository as idempotency_keys
+from app.requestlog import partitions
 from app.withdrawals.payout import attempt_payout, backoff_s
 from app.withdrawals.queue import sweep
 
@@ -49,3 +50,13 @@ async def purge_idempotency_keys(ctx: dict[str, Any], batch: int = PURGE_BATCH) 
         purged += deleted
         if deleted < batch:
             return purged
+
+
+async def maintain_request_log(ctx: dict[str, Any]) -> partitions.Maintenance:
+    """Make today's and tomorrow's api_request_log partitions, drop those past retention."""
+    async with ctx["engine"].begin() as conn:
+        return await partitions.maintain(
+            conn,
+            today=datetime.now(UTC).date(),
+            retention_days=ctx["settings"].REQUEST_LOG_RETENTION_DAYS,
+        )

@@ -1,24 +1,36 @@
 """arq worker entry point: `arq workers.settings.WorkerSettings`.
 
-Health check for operators: `arq --check workers.settings.WorkerSettings` exits 0 while a
-worker has written its health key recently (every `health_check_interval` seconds).
+Liveness: `python -m app worker-alive` exits 0 while the worker's own reconciler timer beats
+(app/operations/reconciler.py); it needs no Redis, so a Redis outage restarts no worker.
+`arq --check workers.settings.WorkerSettings` still reads arq's health key from Redis.
 """
 
 import asyncio
 import os
+from contextlib import suppress
 from typing import Any
 
 import uvloop
 from arq import cron, func
 from arq.connections import RedisSettings
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.config import get_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import close_pools, create_engine, create_sessionmaker
 from app.gc_tuning import tune_gc
 from app.observability.logging import configure_logging
+from app.operations.reconciler import run_timer
 from app.withdrawals.money_path import create_money_path
 from app.withdrawals.settlement_client import create_http_client
-from workers.jobs import pay_withdrawal, purge_idempotency_keys, sweep_open_withdrawals
+from workers.jobs import (
+    maintain_request_log,
+    pay_withdrawal,
+    purge_idempotency_keys,
+    sweep_open_withdrawals,
+)
 
 settings = get_settings()
 # The event loop the apps get from uvicorn: arq's Worker takes whatever loop the policy makes
@@ -36,17 +48,35 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     ctx["money"] = create_money_path(ctx["engine"], settings)
     ctx["http"] = create_http_client(settings)
+    ctx["reconciler"] = asyncio.create_task(
+        run_timer(ctx["money"], http=ctx["http"], settings=settings)
+    )
     tune_gc()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    await ctx["money"].aclose()
+    # Cancelled between or inside its steps: each step is its own transaction, so a cut one
+    # leaves the withdrawal open for the next run (never half-finished).
+    ctx["reconciler"].cancel()
+    with suppress(asyncio.CancelledError):
+        await ctx["reconciler"]
+    await ctx["money"].aclose()  # drain: every queued member gets its answer
     await ctx["http"].aclose()
-    await ctx["engine"].dispose()
+    await close_pools(ctx["engine"])
+
+
+def redis_settings() -> RedisSettings:
+    """arq's Redis, retried for as long as it is down: arq's poll loop would otherwise end the
+    process at the first lost connection, and with it the reconciler timer that keeps money
+    moving without Redis. Queued jobs wait in Redis (or for the sweeper) meanwhile."""
+    configured = RedisSettings.from_dsn(settings.redis_url)
+    configured.retry_on_error = [RedisConnectionError, RedisTimeoutError, OSError]
+    configured.retry = Retry(ExponentialBackoff(cap=5.0, base=0.1), retries=-1)
+    return configured
 
 
 class WorkerSettings:
-    redis_settings = RedisSettings.from_dsn(settings.redis_url)
+    redis_settings = redis_settings()
     on_startup = startup
     on_shutdown = shutdown
     functions = [
@@ -67,10 +97,12 @@ class WorkerSettings:
             keep_result=0,
         ),
         cron(purge_idempotency_keys, minute={7}, second={0}, run_at_startup=True, keep_result=0),
+        # Hourly, though daily would do: tomorrow's partition then exists ~24 h ahead.
+        cron(maintain_request_log, minute={17}, second={0}, run_at_startup=True, keep_result=0),
     ]
     max_jobs = settings.WORKER_MAX_JOBS
     job_timeout = settings.WORKER_JOB_TIMEOUT_S
     health_check_interval = 10
     # SIGTERM: take no new job and let running ones finish for this long; one cut off after
-    # it goes back to the queue (jobs are idempotent). deploy/ allows 30 s before SIGKILL.
+    # it goes back to the queue (jobs are idempotent). deploy/ allows 40 s before SIGKILL.
     job_completion_wait = 20

@@ -29,10 +29,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "a dependency is down"}})
+@router.get("/readyz", responses={503: {"description": "a required dependency is down"}})
 async def readyz(request: Request) -> dict[str, object]:
-    """Every dependency of this app answers within a short timeout."""
+    """Every required dependency answers within a short timeout; an optional one that does
+    not (the api's Redis: the rate limit fails open, money never needs it) only degrades."""
     checks: dict[str, Check] = request.app.state.readiness_checks
+    optional: frozenset[str] = getattr(request.app.state, "optional_checks", frozenset())
     results = await asyncio.gather(
         *(asyncio.wait_for(check(request), CHECK_TIMEOUT_S) for check in checks.values()),
         return_exceptions=True,
@@ -42,6 +44,12 @@ async def readyz(request: Request) -> dict[str, object]:
         for name, result in zip(checks, results, strict=True)
         if isinstance(result, BaseException)
     ]
-    if down:
-        raise ServiceUnavailable(f"not ready: {', '.join(down)} unreachable", extra={"down": down})
-    return {"status": "ready", "checks": {name: "ok" for name in checks}}
+    required_down = [name for name in down if name not in optional]
+    if required_down:
+        raise ServiceUnavailable(
+            f"not ready: {', '.join(required_down)} unreachable", extra={"down": required_down}
+        )
+    return {
+        "status": "degraded" if down else "ready",
+        "checks": {name: "down" if name in down else "ok" for name in checks},
+    }

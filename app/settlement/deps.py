@@ -22,8 +22,7 @@ async def require_internal_token(
     if not x_internal_token:
         raise InternalTokenMissing("the X-Internal-Token header is required")
     settings: Settings = request.app.state.settings
-    # Constant time, on bytes: str comparison would raise on non-ASCII header text.
-    if not hmac.compare_digest(x_internal_token.encode(), settings.INTERNAL_TOKEN.encode()):
+    if not _is_core_token(x_internal_token, settings):
         raise InternalTokenInvalid("the X-Internal-Token header is not the core's token")
     request.state.actor = "internal:core"
 
@@ -31,6 +30,17 @@ async def require_internal_token(
 async def get_engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
+
+
+def _is_core_token(token: str, settings: Settings) -> bool:
+    """The current token, or during a rotation the previous one (README "Operations")."""
+    accepted = [settings.INTERNAL_TOKEN]
+    if settings.INTERNAL_TOKEN_PREVIOUS:
+        accepted.append(settings.INTERNAL_TOKEN_PREVIOUS)
+    # Constant time, on bytes (str comparison would raise on non-ASCII header text); every
+    # candidate is compared, so the time does not tell which one matched.
+    matches = [hmac.compare_digest(token.encode(), candidate.encode()) for candidate in accepted]
+    return any(matches)
 
 
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from app.common import NO_OPENTELEMETRY, install_common, observability
 from app.config import Settings, get_settings
-from app.db import create_engine
+from app.db import close_pools, create_engine
 from app.docs import install_docs
 from app.gc_tuning import tune_gc
 from app.health.router import database_check
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 tune_gc()
                 yield
         finally:
-            await app.state.engine.dispose()
+            await close_pools(app.state.engine)
 
     app = FastAPI(
         title="Creditpool settlement",

@@ -35,6 +35,7 @@ async def withdraw(body: WithdrawRequest, request: Request, response: Response) 
     # The engine and the bank straight from app.state: every dependency costs FastAPI a resolve
     # pass on each request, and this is the route every withdrawal takes.
     state = request.app.state
+    request.state.withdrawal_id = body.withdrawal_id  # for the request log, whatever the outcome
     payout = await service.withdraw(
         state.engine,
         bank=state.bank,

@@ -8,6 +8,7 @@ The transport still does the real work (pooling, keep-alive, timeouts from the r
 "timeout" extension, httpx's errors), so only the unused layers are gone.
 """
 
+import asyncio
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -24,10 +25,12 @@ class HopClient(Protocol):
 
 
 class SettlementHTTP:
-    """POST and GET with a JSON body over one transport; every call bounded by `timeout_s`."""
+    """POST and GET with a JSON body over one transport; every call has one total deadline,
+    `timeout_s`, from asking for a connection to the last byte of the answer."""
 
     def __init__(self, transport: httpx.AsyncBaseTransport, *, timeout_s: float) -> None:
         self.transport = transport
+        self._timeout_s = timeout_s
         self._timeout = httpx.Timeout(timeout_s).as_dict()
 
     async def post(self, url: str, *, json: Any, headers: Mapping[str, str]) -> httpx.Response:
@@ -37,12 +40,19 @@ class SettlementHTTP:
         return await self._send(httpx.Request("GET", url, headers=headers))
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
+        # httpx's timeouts are per phase (pool, connect, write, each read), so a slow answer
+        # could take several times timeout_s; the deadline bounds the whole call.
         request.extensions = {"timeout": self._timeout}
-        response = await self.transport.handle_async_request(request)
         try:
-            await response.aread()  # the whole (small) answer, then the connection goes back
-        finally:
-            await response.aclose()
+            async with asyncio.timeout(self._timeout_s):
+                response = await self.transport.handle_async_request(request)
+                try:
+                    await response.aread()  # the whole (small) answer; the connection goes back
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            # As httpx reports an answer that does not come (the caller's outcome is UNKNOWN).
+            raise httpx.ReadTimeout("no whole answer within the deadline", request=request) from exc
         return response
 
     async def aclose(self) -> None:

@@ -129,7 +129,7 @@ def test_startup_order_waits_for_health_and_the_migration(compose: dict[str, Any
     assert services["api"]["depends_on"]["settlement"]["condition"] == "service_healthy"
     # The same check as the k8s liveness probe; tests/integration/test_graceful_shutdown.py
     # runs it against a live worker.
-    worker_check = ["CMD", "arq", "--check", "workers.settings.WorkerSettings"]
+    worker_check = ["CMD", "python", "-m", "app", "worker-alive"]
     assert services["worker"]["healthcheck"]["test"] == worker_check
     assert services["migrate"]["restart"] == "no"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"

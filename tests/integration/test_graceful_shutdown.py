@@ -34,7 +34,7 @@ from tests.support.servers import serve
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 WAIT_S = 60
-LIVENESS = ("arq", "--check", "workers.settings.WorkerSettings")
+LIVENESS = ("python", "-m", "app", "worker-alive")
 
 
 class Gate:
@@ -216,13 +216,14 @@ async def test_worker_sigterm_finishes_running_payouts_then_a_new_worker_pays_th
         "SETTLEMENT_URL": settlement_url,
         "SETTLEMENT_TIMEOUT_S": str(WAIT_S),
         "WORKER_MAX_JOBS": "2",
+        "WORKER_HEARTBEAT_FILE": str(tmp_path / "alive"),
     }
     log = tmp_path / "worker.log"
     with image_process("worker", settings, log, **env) as worker:
         await until(lambda: held.waiting == 2, "two payouts to reach settlement", worker)
         # The liveness check of deploy/k8s and deploy/docker-compose.yml sees it alive.
         check = await asyncio.create_subprocess_exec(
-            "/bin/sh", str(ENTRYPOINT), *LIVENESS, cwd=ROOT, env=image_env(settings)
+            "/bin/sh", str(ENTRYPOINT), *LIVENESS, cwd=ROOT, env=image_env(settings, **env)
         )
         assert await check.wait() == 0
         worker.send_signal(signal.SIGTERM)

@@ -34,18 +34,17 @@ async def _readyz_with(settings: Settings) -> httpx.Response:
     raise AssertionError("unreachable")
 
 
-async def test_readyz_names_redis_when_redis_is_down(settings: Settings) -> None:
+async def test_readyz_stays_ready_but_degraded_when_redis_is_down(settings: Settings) -> None:
     down = settings.model_copy(update={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     response = await _readyz_with(down)
-    assert response.status_code == 503
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["code"] == "SERVICE_UNAVAILABLE"
-    assert body["down"] == ["redis"]
+    assert response.status_code == 200
+    assert response.json() == {"status": "degraded", "checks": {"database": "ok", "redis": "down"}}
 
 
 async def test_readyz_names_the_database_when_it_is_down(settings: Settings) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/creditpool"
     response = await _readyz_with(settings.model_copy(update={"DATABASE_URL": url}))
     assert response.status_code == 503
-    assert response.json()["down"] == ["database"]
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["code"], body["down"]) == ("SERVICE_UNAVAILABLE", ["database"])

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app import migrations
 from app.config import to_asyncpg_url
 from app.models import Base
+from app.requestlog.partitions import include_name
 from tests.support.stack import ServerStack
 
 
@@ -31,7 +32,8 @@ async def _inspect(url: str, func):
 
 
 def _schema_diff(conn: Connection) -> list[object]:
-    return compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    context = MigrationContext.configure(conn, opts={"include_name": include_name})
+    return compare_metadata(context, Base.metadata)
 
 
 def _table_names(conn: Connection) -> set[str]:

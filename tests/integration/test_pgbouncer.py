@@ -40,10 +40,15 @@ def bouncer(stack: ServerStack) -> Iterator[PgBouncer]:
 
 @pytest.fixture
 def bouncer_settings(settings: Settings, bouncer: PgBouncer) -> Settings:
-    """What an operator changes: the host and DB_PORT=6432, nothing else."""
+    """What an operator changes: the host, DB_PORT=6432 and DB_PGBOUNCER=true."""
     assert bouncer.port == PGBOUNCER_PORT
     changed = settings.model_copy(
-        update={"DATABASE_URL": None, "DB_HOST": bouncer.host, "DB_PORT": bouncer.port}
+        update={
+            "DATABASE_URL": None,
+            "DB_HOST": bouncer.host,
+            "DB_PORT": bouncer.port,
+            "DB_PGBOUNCER": True,
+        }
     )
     assert changed.behind_pgbouncer
     return changed
@@ -136,6 +141,7 @@ def test_replicas_share_server_connections(bouncer_settings: Settings) -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DB_PGBOUNCER"}} | {
         "DB_HOST": str(bouncer_settings.DB_HOST),
         "DB_PORT": str(PGBOUNCER_PORT),
+        "DB_PGBOUNCER": "true",
         "ENVIRONMENT": "test",
     }
     for _ in range(2):

@@ -83,6 +83,18 @@ async def answers_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
         await writer.drain()
 
 
+async def trickles_a_paid_answer(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """A whole, valid answer, one byte at a time: each read is quick, the answer is not."""
+    await reader.readuntil(b"\r\n\r\n")
+    for byte in OK:
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(TIMEOUT_S / 3)
+    await reader.read()
+
+
 def api_client() -> SettlementHTTP:
     return create_http_client(Settings(ENVIRONMENT="test", SETTLEMENT_TIMEOUT_S=TIMEOUT_S))
 
@@ -152,3 +164,11 @@ async def test_pay_answers_unknown_whatever_breaks(handler: Handler) -> None:
         settings = Settings(ENVIRONMENT="test", SETTLEMENT_URL=url)
         answer = await settlement_client.pay(client, settings, withdrawal)
     assert answer.outcome == Outcome.UNKNOWN
+
+
+async def test_an_answer_slower_than_the_deadline_is_a_timeout_though_no_read_stalls() -> None:
+    # Per-phase timeouts would wait 3 x TIMEOUT_S here (every byte comes within one) and
+    # return the 200; the call's one deadline gives up first.
+    async with raw_server(trickles_a_paid_answer) as url:
+        ours = await failure(api_client(), url)
+    assert isinstance(ours, httpx.TimeoutException)

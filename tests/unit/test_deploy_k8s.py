@@ -106,9 +106,9 @@ def test_api_and_settlement_probe_health_and_readiness_and_drain() -> None:
         assert pod("Deployment", name)["terminationGracePeriodSeconds"] > sleep + graceful_s()
 
 
-def test_worker_liveness_is_the_arq_health_check() -> None:
+def test_worker_liveness_is_its_own_heartbeat_not_redis() -> None:
     worker = container("Deployment", "creditpool-worker")
-    check = ["arq", "--check", "workers.settings.WorkerSettings"]
+    check = ["python", "-m", "app", "worker-alive"]
     assert worker["livenessProbe"]["exec"]["command"] == check
     assert pod("Deployment", "creditpool-worker")["terminationGracePeriodSeconds"] > graceful_s()
 

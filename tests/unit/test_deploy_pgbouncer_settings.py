@@ -1,30 +1,31 @@
-"""DB_PORT=6432 is all an operator changes to put PgBouncer in front of PostgreSQL."""
-
-from typing import Any
+"""DB_PGBOUNCER is said, never guessed: a pooler may listen anywhere, PostgreSQL on 6432."""
 
 import pytest
 
 from app.config import Settings
+from app.db import connect_args
 
 
-def parts(port: int, **overrides: Any) -> Settings:
-    return Settings(ENVIRONMENT="test", DATABASE_URL=None, DB_HOST="db", DB_PORT=port, **overrides)
+def parts(port: int, **overrides: object) -> Settings:
+    return Settings(ENVIRONMENT="test", DATABASE_URL=None, DB_HOST="db", DB_PORT=port, **overrides)  # type: ignore[arg-type]
 
 
-def test_port_6432_means_pgbouncer() -> None:
-    assert parts(6432).behind_pgbouncer
-    assert not parts(5432).behind_pgbouncer
+def test_port_6432_alone_does_not_turn_on_pgbouncer_mode() -> None:
+    assert not parts(6432).behind_pgbouncer
+    url = Settings(ENVIRONMENT="test", DATABASE_URL="postgresql://u@bouncer:6432/creditpool")
+    assert not url.behind_pgbouncer
 
 
-def test_a_database_url_on_6432_means_pgbouncer_too() -> None:
-    via_url = Settings(ENVIRONMENT="test", DATABASE_URL="postgresql://u@bouncer:6432/creditpool")
-    assert via_url.behind_pgbouncer
-    direct = Settings(ENVIRONMENT="test", DATABASE_URL="postgresql://u@db/creditpool")
-    assert not direct.behind_pgbouncer
-
-
-def test_db_pgbouncer_overrides_the_port_either_way(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_db_pgbouncer_turns_it_on_for_any_port(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parts(7000, DB_PGBOUNCER=True).behind_pgbouncer
-    assert not parts(6432, DB_PGBOUNCER=False).behind_pgbouncer
     monkeypatch.setenv("DB_PGBOUNCER", "true")
     assert parts(5432).behind_pgbouncer
+
+
+def test_both_modes_bound_every_statement_on_the_client_too() -> None:
+    direct, pooled = connect_args(parts(5432)), connect_args(parts(6432, DB_PGBOUNCER=True))
+    assert direct["command_timeout"] == pooled["command_timeout"] == 10.0
+    assert direct["server_settings"]["statement_timeout"] == "5000"
+    # A pooler refuses unknown startup parameters and shares server connections.
+    assert "statement_timeout" not in pooled["server_settings"]
+    assert pooled["statement_cache_size"] == 0

@@ -1,0 +1,1 @@
+"""Operations: the worker's own timers, its heartbeat, and what operators look at."""

@@ -1,6 +1,6 @@
 """Set-based writes both money transactions share: line balances and the keys' answers.
 
-Each is one statement for the whole batch, joined to a VALUES list.
+Each is one statement for the whole batch, joined to the batch's rows as unnested arrays.
 """
 
 from decimal import Decimal
@@ -14,13 +14,12 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    bindparam,
     column,
     func,
     update,
-    values,
 )
-from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import IdempotencyKey, MerchantCredit
@@ -31,17 +30,48 @@ _credits = cast(Table, MerchantCredit.__table__)
 KeyAnswer = tuple[tuple[int, str], int, dict[str, Any], UUID | None]
 
 
+def unnest(*columns: tuple[str, str, Any]) -> Any:
+    """A derived table `d` of parallel arrays, one bound parameter each: (parameter, column,
+    type). Its statement has one shape whatever the batch's size, so it is compiled once."""
+    arrays = [bindparam(parameter, type_=ARRAY(kind)) for parameter, _, kind in columns]
+    names = [column(name, kind) for _, name, kind in columns]
+    return func.unnest(*arrays).table_valued(*names).render_derived(name="d")
+
+
+_delta = unnest(("merchant_ids", "merchant_id", BigInteger), ("deltas", "delta", Numeric(18, 2)))
+_ADD_UTILIZED = (
+    update(_credits)
+    .where(_credits.c.merchant_id == _delta.c.merchant_id)
+    .values(utilized_amount=_credits.c.utilized_amount + _delta.c.delta)
+)
+
+_answer = unnest(
+    ("merchant_ids", "merchant_id", BigInteger),
+    ("keys", "key", String),
+    ("statuses", "status", Integer),
+    ("bodies", "body", JSONB),
+    ("withdrawal_ids", "withdrawal_id", Uuid),
+)
+_STORE_ANSWERS = (
+    update(_keys)
+    .where(_keys.c.merchant_id == _answer.c.merchant_id, _keys.c.key == _answer.c.key)
+    .values(
+        response_status=_answer.c.status,
+        response_body=_answer.c.body,
+        completed_at=func.now(),
+        # A refusal has no withdrawal: it keeps the key's (empty) one.
+        withdrawal_id=func.coalesce(_answer.c.withdrawal_id, _keys.c.withdrawal_id),
+    )
+)
+
+
 async def add_utilized(conn: AsyncConnection, deltas: list[tuple[int, Decimal]]) -> None:
     """utilized_amount += delta per merchant (the lines are locked by the caller, in id order)."""
     if not deltas:
         return
-    d = values(column("merchant_id", BigInteger), column("delta", Numeric(18, 2)), name="d").data(
-        deltas
-    )
     await conn.execute(
-        update(_credits)
-        .where(_credits.c.merchant_id == d.c.merchant_id)
-        .values(utilized_amount=_credits.c.utilized_amount + d.c.delta)
+        _ADD_UTILIZED,
+        {"merchant_ids": [m for m, _ in deltas], "deltas": [delta for _, delta in deltas]},
     )
 
 
@@ -49,24 +79,13 @@ async def store_answers(conn: AsyncConnection, answers: list[KeyAnswer]) -> None
     """The answer each key's replays get from now on (and the withdrawal it belongs to)."""
     if not answers:
         return
-    d = values(
-        column("merchant_id", BigInteger),
-        column("key", String),
-        column("status", Integer),
-        column("body", JSONB),
-        column("withdrawal_id", Uuid),
-        name="d",
-    ).data(
-        [(merchant_id, key, status, body, wid) for (merchant_id, key), status, body, wid in answers]
-    )
     await conn.execute(
-        update(_keys)
-        .where(_keys.c.merchant_id == d.c.merchant_id, _keys.c.key == d.c.key)
-        .values(
-            response_status=d.c.status,
-            response_body=d.c.body,
-            completed_at=func.now(),
-            # A NULL in VALUES is untyped: cast it, so a refusal keeps the key's (empty) withdrawal.
-            withdrawal_id=func.coalesce(sql_cast(d.c.withdrawal_id, Uuid), _keys.c.withdrawal_id),
-        )
+        _STORE_ANSWERS,
+        {
+            "merchant_ids": [merchant_id for (merchant_id, _), _, _, _ in answers],
+            "keys": [key for (_, key), _, _, _ in answers],
+            "statuses": [status for _, status, _, _ in answers],
+            "bodies": [body for _, _, body, _ in answers],
+            "withdrawal_ids": [wid for _, _, _, wid in answers],
+        },
     )

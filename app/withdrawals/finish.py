@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import String, Table, Uuid, column, func, insert, select, update, values
+from sqlalchemy import String, Table, Uuid, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db import money_connection
@@ -116,33 +116,41 @@ async def _transaction(
     return results
 
 
+# The batch's rows as arrays unnested into a derived table: one statement whatever the batch's
+# size, compiled once (a VALUES list of N rows would be a new statement for every size).
+_finished = books.unnest(
+    ("ids", "id", Uuid),
+    ("statuses", "status", String),
+    ("final_tx_ids", "final_tx_id", Uuid),
+    ("bank_references", "bank_reference", String),
+    ("failure_codes", "failure_code", String),
+)
+_FINISH_WITHDRAWALS = (
+    update(_w)
+    .where(_w.c.id == _finished.c.id, _w.c.status.in_([str(s) for s in _OPEN]))
+    .values(
+        status=_finished.c.status,
+        final_tx_id=_finished.c.final_tx_id,
+        bank_reference=_finished.c.bank_reference,
+        failure_code=_finished.c.failure_code,
+        updated_at=func.now(),
+    )
+    .returning(*row_columns())
+)
+
+
 async def _write(
     conn: AsyncConnection, winners: list[FinishRequest], current: dict[UUID, WithdrawalRow]
 ) -> dict[UUID, WithdrawalRow]:
-    d = values(
-        column("id", Uuid),
-        column("status", String),
-        column("final_tx_id", Uuid),
-        column("bank_reference", String),
-        column("failure_code", String),
-        name="d",
-    ).data(
-        [
-            (r.withdrawal_id, str(r.status), r.final_tx_id, r.bank_reference, r.failure_code)
-            for r in winners
-        ]
-    )
     result = await conn.execute(
-        update(_w)
-        .where(_w.c.id == d.c.id, _w.c.status.in_([str(s) for s in _OPEN]))
-        .values(
-            status=d.c.status,
-            final_tx_id=d.c.final_tx_id,
-            bank_reference=d.c.bank_reference,
-            failure_code=d.c.failure_code,
-            updated_at=func.now(),
-        )
-        .returning(*row_columns())
+        _FINISH_WITHDRAWALS,
+        {
+            "ids": [r.withdrawal_id for r in winners],
+            "statuses": [str(r.status) for r in winners],
+            "final_tx_ids": [r.final_tx_id for r in winners],
+            "bank_references": [r.bank_reference for r in winners],
+            "failure_codes": [r.failure_code for r in winners],
+        },
     )
     finished = {row.id: withdrawal_row(row) for row in result}
     assert len(finished) == len(winners), "the rows were locked open"
@@ -171,7 +179,8 @@ async def _write(
             released[withdrawal.merchant_id] = (
                 released.get(withdrawal.merchant_id, Decimal("0.00")) + withdrawal.amount
             )
-    await conn.execute(insert(_entries).values(entries))
+    # executemany of one cached statement (sent as one multi-row INSERT), see reserve.py.
+    await conn.execute(insert(_entries), entries)
     if released:
         # Lock 3: the lines, by merchant id; then lock 4, last: the pool row.
         await conn.execute(

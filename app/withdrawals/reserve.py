@@ -53,6 +53,13 @@ POOL_ROW_ID = 1
 
 POOL_SHORT = "the credit pool cannot cover this withdrawal right now"
 
+# Multi-row writes as executemany of one statement each (SQLAlchemy's "insertmanyvalues" sends
+# them as one multi-row INSERT): the statement is compiled once and cached, where a
+# .values([...]) of N rows is a new statement to compile for every batch.
+_CLAIM_KEYS = pg_insert(_keys).on_conflict_do_nothing().returning(_keys.c.merchant_id, _keys.c.key)
+_INSERT_WITHDRAWALS = insert(_withdrawals).returning(*row_columns())
+_INSERT_ENTRIES = insert(_entries)
+
 ReserveResult = WithdrawalRow | Replay | InsufficientMerchantCredit | InsufficientPool
 
 
@@ -138,12 +145,7 @@ async def _claim_keys(
         {"merchant_id": merchant_id, "key": key, "request_hash": first_hash[(merchant_id, key)]}
         for merchant_id, key in sorted(first_hash)
     ]
-    result = await conn.execute(
-        pg_insert(_keys)
-        .values(rows)
-        .on_conflict_do_nothing()
-        .returning(_keys.c.merchant_id, _keys.c.key)
-    )
+    result = await conn.execute(_CLAIM_KEYS, rows)
     return {(row.merchant_id, row.key) for row in result}
 
 
@@ -230,39 +232,35 @@ async def _write(
     reserved: dict[ReserveRequest, WithdrawalRow] = {}
     if chosen:
         result = await conn.execute(
-            insert(_withdrawals)
-            .values(
-                [
-                    {
-                        "id": r.withdrawal_id,
-                        "merchant_id": r.merchant_id,
-                        "account_id": lines[r.merchant_id].account_id,
-                        "amount": r.amount,
-                        "bank_account": lines[r.merchant_id].bank_account,
-                        "status": str(r.status),
-                        "idempotency_key": r.key,
-                        "reserve_tx_id": r.reserve_tx_id,
-                    }
-                    for r in chosen
-                ]
-            )
-            .returning(*row_columns())
+            _INSERT_WITHDRAWALS,
+            [
+                {
+                    "id": r.withdrawal_id,
+                    "merchant_id": r.merchant_id,
+                    "account_id": lines[r.merchant_id].account_id,
+                    "amount": r.amount,
+                    "bank_account": lines[r.merchant_id].bank_account,
+                    "status": str(r.status),
+                    "idempotency_key": r.key,
+                    "reserve_tx_id": r.reserve_tx_id,
+                }
+                for r in chosen
+            ],
         )
         by_id = {row.id: withdrawal_row(row) for row in result}
         reserved = {r: by_id[r.withdrawal_id] for r in chosen}
         await conn.execute(
-            insert(_entries).values(
-                [
-                    entry
-                    for r in chosen
-                    for entry in ledger.withdrawal_entries(
-                        kind=LedgerKind.RESERVE,
-                        tx_id=r.reserve_tx_id,
-                        amount=r.amount,
-                        withdrawal_id=r.withdrawal_id,
-                    )
-                ]
-            )
+            _INSERT_ENTRIES,
+            [
+                entry
+                for r in chosen
+                for entry in ledger.withdrawal_entries(
+                    kind=LedgerKind.RESERVE,
+                    tx_id=r.reserve_tx_id,
+                    amount=r.amount,
+                    withdrawal_id=r.withdrawal_id,
+                )
+            ],
         )
         taken: dict[int, Decimal] = {}
         for r in chosen:

@@ -9,24 +9,14 @@ limit (see app.ratelimit.deps): it guards capacity, not money.
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
-from redis.exceptions import RedisError
 
 from app.observability.metrics import RATE_LIMIT_REJECTIONS
-from app.ratelimit.deps import RateLimited, note_unavailable
-from app.ratelimit.limiter import SlidingWindowLimiter
+from app.ratelimit.deps import RateLimited, hit
 
 
 def client_address(request: Request) -> str:
     # uvicorn puts the proxy-resolved address here when FORWARDED_ALLOW_IPS trusts the proxy.
     return request.client.host if request.client else "unknown"
-
-
-def _limiter(request: Request) -> SlidingWindowLimiter:
-    state = request.app.state
-    if getattr(state, "client_limiter", None) is None:
-        state.client_limiter = SlidingWindowLimiter(state.redis)
-    limiter: SlidingWindowLimiter = state.client_limiter
-    return limiter
 
 
 def limit_per_client(policy: str) -> Callable[[Request], Awaitable[None]]:
@@ -36,16 +26,14 @@ def limit_per_client(policy: str) -> Callable[[Request], Awaitable[None]]:
         settings = request.app.state.settings
         if settings.AUTH_RL_MAX_REQUESTS == 0:
             return
-        try:
-            decision = await _limiter(request).hit(
-                f"ratelimit:{policy}:{client_address(request)}",
-                limit=settings.AUTH_RL_MAX_REQUESTS,
-                window_s=settings.AUTH_RL_WINDOW_SEC,
-            )
-        except RedisError as exc:
-            note_unavailable(exc, policy=policy)
-            return
-        if not decision.allowed:
+        decision = await hit(
+            request,
+            policy=policy,
+            subject=client_address(request),
+            limit=settings.AUTH_RL_MAX_REQUESTS,
+            window_s=settings.AUTH_RL_WINDOW_SEC,
+        )
+        if decision is not None and not decision.allowed:
             RATE_LIMIT_REJECTIONS.labels(limit=policy).inc()
             raise RateLimited(
                 f"at most {decision.limit} requests per {decision.window_s} s from one "

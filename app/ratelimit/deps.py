@@ -51,10 +51,23 @@ def rate_limit_headers(decision: Decision) -> dict[str, str]:
 
 def _limiter(request: Request) -> SlidingWindowLimiter:
     state = request.app.state
-    if getattr(state, "withdrawal_limiter", None) is None:
-        state.withdrawal_limiter = SlidingWindowLimiter(state.redis)
-    limiter: SlidingWindowLimiter = state.withdrawal_limiter
+    if getattr(state, "rate_limiter", None) is None:
+        state.rate_limiter = SlidingWindowLimiter(state.redis)
+    limiter: SlidingWindowLimiter = state.rate_limiter
     return limiter
+
+
+async def hit(
+    request: Request, *, policy: str, subject: object, limit: int, window_s: int
+) -> Decision | None:
+    """Count one request of `subject` against `policy`; None when Redis is down (fail open)."""
+    try:
+        return await _limiter(request).hit(
+            f"ratelimit:{policy}:{subject}", limit=limit, window_s=window_s
+        )
+    except RedisError as exc:
+        note_unavailable(exc, policy=policy)
+        return None
 
 
 def note_unavailable(exc: RedisError, *, policy: str = POLICY) -> None:
@@ -76,14 +89,14 @@ async def limit_withdrawals(request: Request, caller: ApprovedMerchant) -> None:
     settings = request.app.state.settings
     if settings.RL_MAX_REQUESTS == 0:
         return
-    try:
-        decision = await _limiter(request).hit(
-            f"ratelimit:{POLICY}:{caller.merchant.id}",
-            limit=settings.RL_MAX_REQUESTS,
-            window_s=settings.RL_WINDOW_SEC,
-        )
-    except RedisError as exc:
-        note_unavailable(exc)
+    decision = await hit(
+        request,
+        policy=POLICY,
+        subject=caller.merchant.id,
+        limit=settings.RL_MAX_REQUESTS,
+        window_s=settings.RL_WINDOW_SEC,
+    )
+    if decision is None:
         return
     # On every answer to this request, whatever the handler returns (see RequestIdMiddleware).
     request.state.response_headers = rate_limit_headers(decision)

@@ -125,7 +125,7 @@ def cmd_worker_alive(_args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from app.loadkit.seed import seed
+    from app.dev.loadkit.seed import seed
 
     if args.reset and (refused := _refuse_outside_dev("seed --reset")) is not None:
         return refused
@@ -151,7 +151,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
-    from app.loadkit.tokens import push_tokens
+    from app.dev.loadkit.tokens import push_tokens
 
     if (refused := _refuse_outside_dev("tokens")) is not None:
         return refused
@@ -175,7 +175,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(_args: argparse.Namespace) -> int:
-    from app.devstack import run
+    from app.dev.devstack import run
 
     return run()
 

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.embedded.postgres import BIN_DIR
+from app.dev.embedded.postgres import BIN_DIR
 
 DATABASE = "yardstick"
 CLIENTS = 16

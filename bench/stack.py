@@ -22,8 +22,8 @@ import httpx
 import redis
 
 from app import migrations
-from app.embedded import EmbeddedPostgres, EmbeddedRedis
-from app.embedded.process import free_port
+from app.dev.embedded import EmbeddedPostgres, EmbeddedRedis
+from app.dev.embedded.process import free_port
 
 ARQ_HEALTH_KEY = "arq:queue:health-check"
 STOP_TIMEOUT_S = 30

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.auth.admins import AdminRefused
 from app.auth.passwords import hash_password
 from app.config import Settings
-from app.devstack import bootstrap_admin
+from app.dev.devstack import bootstrap_admin
 from tests.support.api import PASSWORD, bearer, login, register
 from tests.support.factories import create_user
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 from app.main import create_app
 from app.models import Withdrawal, WithdrawalStatus
 from app.settlement.main import create_app as create_settlement_app

@@ -20,7 +20,7 @@ from app.audit import checks
 from app.audit.report import AuditReport
 from app.audit.service import run_audit, run_checks
 from app.config import Settings
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 from app.main import create_app
 from tests.conftest import _client_for, empty_database
 from tests.support.api import admin_token, approved_merchant

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 from app.models import MerchantCredit, Withdrawal
 from app.withdrawals.money_path import MoneyPath
 from app.withdrawals.reconcile import reconcile

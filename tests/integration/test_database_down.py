@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from app.auth.tokens import issue_token
 from app.config import Settings
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 from tests.conftest import _client_for
 
 

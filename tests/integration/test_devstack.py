@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

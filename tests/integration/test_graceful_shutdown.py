@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 from app.main import create_app
 from app.models import ApiRequestLog, Withdrawal
 from app.settlement.main import create_app as create_settlement_app

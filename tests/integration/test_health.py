@@ -2,7 +2,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.config import Settings
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 from tests.conftest import _client_for
 
 

@@ -54,7 +54,7 @@ async def test_success_clears_earlier_failures(api: httpx.AsyncClient, settings:
 
 async def test_login_still_works_when_redis_is_down(settings: Settings, clean_db: None) -> None:
     """The throttle fails open: an outage of Redis must not lock every merchant out."""
-    from app.embedded.process import free_port
+    from app.dev.embedded.process import free_port
     from app.main import create_app
     from tests.conftest import _client_for
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 from tests.support.observability import samples
 from tests.support.stack import ServerStack
 

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 from app.models import IdempotencyKey, Withdrawal
 from app.ratelimit import deps
 from app.ratelimit.limiter import SlidingWindowLimiter

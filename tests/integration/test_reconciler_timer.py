@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.embedded import EmbeddedRedis
-from app.embedded.process import free_port
+from app.dev.embedded import EmbeddedRedis
+from app.dev.embedded.process import free_port
 from app.models import WithdrawalStatus
 from app.withdrawals import settlement_client
 from app.withdrawals.money_path import MoneyPath

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.service import run_audit
 from app.config import Settings
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 from app.main import create_app
 from app.withdrawals import settlement_client
 from app.withdrawals.money_path import MoneyPath

@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 from tests.support.api import PASSWORD, admin_token, approved_merchant, bearer, login, register
 from tests.support.money import top_up, withdraw
 from tests.support.observability import core_api, logged_requests, scrape

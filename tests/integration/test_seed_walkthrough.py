@@ -4,7 +4,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.devstack import bootstrap_admin
+from app.dev.devstack import bootstrap_admin
 from tests.support.api import register
 from tests.support.money import assert_books_balance
 from tests.support.observability import core_api

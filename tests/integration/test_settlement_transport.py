@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 from app.withdrawals import settlement_client
 from app.withdrawals.repository import WithdrawalRow
 from app.withdrawals.settlement_client import Outcome, create_http_client

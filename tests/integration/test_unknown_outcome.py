@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 from app.main import create_app
 from app.settlement.main import create_app as create_settlement_app
 from app.withdrawals.money_path import MoneyPath

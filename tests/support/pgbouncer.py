@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import PGBOUNCER_PORT
-from app.embedded import EmbeddedPostgres
-from app.embedded.postgres import BIN_DIR
-from app.embedded.process import wait_for_port
+from app.dev.embedded import EmbeddedPostgres
+from app.dev.embedded.postgres import BIN_DIR
+from app.dev.embedded.process import wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_INI = ROOT / "deploy" / "pgbouncer" / "pgbouncer.ini"

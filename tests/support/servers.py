@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from fastapi import FastAPI
 
-from app.embedded.process import free_port
+from app.dev.embedded.process import free_port
 
 
 @asynccontextmanager

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.embedded import EmbeddedPostgres, EmbeddedRedis
-from app.embedded.process import free_port
+from app.dev.embedded import EmbeddedPostgres, EmbeddedRedis
+from app.dev.embedded.process import free_port
 
 
 @dataclass(frozen=True)

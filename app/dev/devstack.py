@@ -21,7 +21,7 @@ from app.auth.passwords import verify_password
 from app.auth.service import set_password
 from app.config import DEV_ENV_FILE, DEV_ENV_FLAG, Settings, get_settings
 from app.db import create_engine, create_sessionmaker
-from app.embedded import EmbeddedPostgres, EmbeddedRedis
+from app.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 
 STOP_GRACE_S = 15
 

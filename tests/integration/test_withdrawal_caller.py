@@ -77,7 +77,7 @@ async def test_a_token_without_its_merchant_id_still_withdraws_through_the_looku
     statements: list[str],
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    merchant_id, token = await approved_merchant(client, admin, credit_limit="50.00")
+    _, token = await approved_merchant(client, admin, credit_limit="50.00")
     claims = read_token(settings, token, expected_type="access")
     # As issued before tokens carried `mid` (they live an hour across a deploy).
     older = issue_token(
@@ -95,11 +95,11 @@ async def test_a_token_without_its_merchant_id_still_withdraws_through_the_looku
 async def test_a_revoked_token_is_refused_in_the_batch_and_replays_nothing(
     client: httpx.AsyncClient, admin: str, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    merchant_id, username_token = await approved_merchant(
+    merchant_id, old_token = await approved_merchant(
         client, admin, credit_limit="50.00", username="revoked-merchant"
     )
     key = uuid.uuid4().hex
-    first = await withdraw(client, username_token, "5.00", key=key)
+    first = await withdraw(client, old_token, "5.00", key=key)
     assert first.status_code == 200, first.text
     # Suspending and reactivating revokes every token issued before.
     for step in ("suspend", "reactivate"):
@@ -108,8 +108,8 @@ async def test_a_revoked_token_is_refused_in_the_batch_and_replays_nothing(
         )
         assert changed.status_code == 200, changed.text
 
-    replay = await withdraw(client, username_token, "5.00", key=key)
-    fresh = await withdraw(client, username_token, "7.00")
+    replay = await withdraw(client, old_token, "5.00", key=key)
+    fresh = await withdraw(client, old_token, "7.00")
 
     for refused in (replay, fresh):
         assert refused.status_code == 401, refused.text

@@ -223,7 +223,9 @@ async def test_a_batch_sends_as_many_statements_as_a_single_withdrawal(
     )
     print(f"round trips: reserve 1={one} 64={many}; finish 1={finish_one} 63={finish_many}")
     assert many == one  # the batch's statements do not grow with its size
+    assert one == 5  # BEGIN, the keys, the lines, every write in one statement, COMMIT
     assert finish_many <= finish_one + 3  # releases add the lines and the pool row
+    assert finish_one == 4  # BEGIN, the withdrawals locked, the writes in one statement, COMMIT
 
 
 def _final(withdrawal: WithdrawalRow, *, paid: bool) -> FinishRequest:

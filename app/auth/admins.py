@@ -31,7 +31,7 @@ async def promote_to_admin(session: AsyncSession, *, username: str, password: st
     user = await repository.get_user_by_username(session, username=username)
     if user is None:
         raise AdminRefused(f"no user named {username!r}; create the admin without --promote")
-    if await repository.has_merchant(session, user_id=user.id):
+    if await repository.merchant_id_of(session, user_id=user.id) is not None:
         raise AdminRefused(
             f"{username!r} is a merchant's login (anyone can register one); "
             "it is never made an admin: choose another username"

@@ -8,7 +8,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from app.auth import repository
 from app.auth.errors import AdminRequired, InvalidToken, MerchantRequired
-from app.auth.tokens import read_token
+from app.auth.tokens import TokenClaims, read_token
 from app.errors import Unauthorized
 from app.merchants.errors import MerchantNotApproved
 from app.models import MerchantStatus
@@ -36,13 +36,18 @@ class Caller:
     merchant: CallerMerchant | None
 
 
+def access_claims(request: Request, token: str | None) -> TokenClaims:
+    """The claims of the request's bearer access token (no database involved)."""
+    if not token:
+        raise Unauthorized("a bearer access token is required")
+    return read_token(request.app.state.settings, token, expected_type="access")
+
+
 async def current_caller(
     request: Request,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Caller:
-    if not token:
-        raise Unauthorized("a bearer access token is required")
-    claims = read_token(request.app.state.settings, token, expected_type="access")
+    claims = access_claims(request, token)
     # One statement, its connection returned at once: nothing is held while the route runs
     # (e.g. the settlement call).
     found = await repository.get_identity(request.app.state.engine, user_id=claims.user_id)

@@ -40,9 +40,10 @@ async def get_user_by_username(session: AsyncSession, *, username: str) -> User 
     return await session.scalar(select(User).where(User.username == username))
 
 
-async def has_merchant(session: AsyncSession, *, user_id: int) -> bool:
-    found = await session.scalar(select(Merchant.id).where(Merchant.user_id == user_id))
-    return found is not None
+async def merchant_id_of(session: AsyncSession, *, user_id: int) -> int | None:
+    """The user's merchant id (None for an admin without one); it never changes."""
+    found: int | None = await session.scalar(select(Merchant.id).where(Merchant.user_id == user_id))
+    return found
 
 
 async def get_identity(engine: AsyncEngine, *, user_id: int) -> Identity | None:

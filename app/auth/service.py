@@ -71,10 +71,18 @@ async def authenticate(session: AsyncSession, *, username: str, password: str) -
     return user
 
 
-def _pair(settings: Settings, *, user: User, family: uuid.UUID) -> TokenPair:
+def _pair(
+    settings: Settings, *, user: User, merchant_id: int | None, family: uuid.UUID
+) -> TokenPair:
     version = user.token_version
     return TokenPair(
-        access=issue_token(settings, user_id=user.id, version=version, token_type="access"),
+        access=issue_token(
+            settings,
+            user_id=user.id,
+            version=version,
+            token_type="access",
+            merchant_id=merchant_id,
+        ),
         refresh=issue_token(
             settings, user_id=user.id, version=version, token_type="refresh", family=family
         ),
@@ -84,7 +92,8 @@ def _pair(settings: Settings, *, user: User, family: uuid.UUID) -> TokenPair:
 async def start_session(session: AsyncSession, settings: Settings, *, user: User) -> TokenPair:
     """Tokens for a login: the refresh token starts a new family (see RefreshFamily)."""
     family = uuid.uuid4()
-    tokens = _pair(settings, user=user, family=family)
+    merchant_id = await repository.merchant_id_of(session, user_id=user.id)
+    tokens = _pair(settings, user=user, merchant_id=merchant_id, family=family)
     await repository.add_refresh_family(
         session, family_id=family, user_id=user.id, current_jti=tokens.refresh.jti
     )
@@ -110,7 +119,8 @@ async def rotate_refresh_token(
     user = await repository.get_user(session, user_id=claims.user_id)
     if user is None or user.token_version != claims.version:
         raise InvalidToken("the refresh token was revoked")
-    tokens = _pair(settings, user=user, family=family.id)
+    merchant_id = await repository.merchant_id_of(session, user_id=user.id)
+    tokens = _pair(settings, user=user, merchant_id=merchant_id, family=family.id)
     family.current_jti = tokens.refresh.jti
     await session.flush()
     return tokens

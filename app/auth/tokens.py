@@ -13,6 +13,9 @@ from app.config import Settings
 ALGORITHM = "HS256"
 TokenType = Literal["access", "refresh"]
 # ver: the user's token_version when issued (a password change or suspension raises it).
+# mid (access tokens of merchants): the user's merchant id, which never changes; the withdrawal
+# path needs no lookup to know whose line and keys a request names (the token's version and
+# the merchant's status are still checked in the reservation's transaction).
 _REQUIRED_CLAIMS = ["sub", "exp", "iat", "jti", "typ", "ver"]
 
 
@@ -29,6 +32,16 @@ class TokenClaims:
     version: int
     jti: str
     family: uuid.UUID | None  # refresh tokens only: the login they descend from
+    merchant_id: int | None = None  # access tokens of merchants
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """Who sent a request, by its access token, for checks made later in the request's own
+    transaction: the version is still the user's, the merchant is the user's and approved."""
+
+    user_id: int
+    token_version: int
 
 
 def issue_token(
@@ -38,6 +51,7 @@ def issue_token(
     version: int,
     token_type: TokenType,
     family: uuid.UUID | None = None,
+    merchant_id: int | None = None,
 ) -> IssuedToken:
     """A signed token for `user_id`; it carries identity only, never a role."""
     lifetime = (
@@ -57,6 +71,8 @@ def issue_token(
     }
     if family is not None:
         claims["fam"] = str(family)
+    if merchant_id is not None and token_type == "access":
+        claims["mid"] = merchant_id
     token = jwt.encode(claims, settings.SECRET_KEY, algorithm=ALGORITHM)
     return IssuedToken(token=token, expires_in=int(lifetime.total_seconds()), jti=jti)
 
@@ -87,4 +103,9 @@ def read_token(settings: Settings, token: str, *, expected_type: TokenType) -> T
             family = uuid.UUID(str(claims.get("fam")))
         except ValueError:
             raise InvalidToken() from None
-    return TokenClaims(user_id=int(subject), version=version, jti=jti, family=family)
+    merchant_id = claims.get("mid")
+    if merchant_id is not None and (type(merchant_id) is not int):
+        raise InvalidToken()
+    return TokenClaims(
+        user_id=int(subject), version=version, jti=jti, family=family, merchant_id=merchant_id
+    )

@@ -12,19 +12,20 @@ closed would instead turn a Redis restart into a payout outage.
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.exceptions import RedisError
 
 from app.auth.deps import (
-    ApprovedMerchant,
-    MerchantCaller,
+    access_claims,
     approved_merchant,
     current_caller,
     current_merchant,
     oauth2_scheme,
 )
+from app.auth.tokens import TokenHolder
 from app.errors import AppError
 from app.observability.metrics import RATE_LIMIT_REJECTIONS, RATE_LIMIT_UNAVAILABLE
 from app.ratelimit.limiter import Decision, SlidingWindowLimiter
@@ -84,7 +85,7 @@ def note_unavailable(exc: RedisError, *, policy: str = POLICY) -> None:
         )
 
 
-async def limit_withdrawals(request: Request, caller: ApprovedMerchant) -> None:
+async def limit_withdrawals(request: Request, merchant_id: int) -> None:
     """RL_MAX_REQUESTS withdrawals per RL_WINDOW_SEC per merchant (0 = no limit)."""
     settings = request.app.state.settings
     if settings.RL_MAX_REQUESTS == 0:
@@ -92,7 +93,7 @@ async def limit_withdrawals(request: Request, caller: ApprovedMerchant) -> None:
     decision = await hit(
         request,
         policy=POLICY,
-        subject=caller.merchant.id,
+        subject=merchant_id,
         limit=settings.RL_MAX_REQUESTS,
         window_s=settings.RL_WINDOW_SEC,
     )
@@ -109,17 +110,31 @@ async def limit_withdrawals(request: Request, caller: ApprovedMerchant) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Withdrawer:
+    merchant_id: int
+    holder: TokenHolder  # checked in the reservation's transaction (app/withdrawals/reserve.py)
+
+
 async def withdrawing_merchant(
     request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> MerchantCaller:
-    """The approved merchant calling, within its withdrawal rate limit.
+) -> Withdrawer:
+    """The merchant a withdrawal is for, within its rate limit, without a database lookup.
 
-    The same steps as ApprovedMerchant then limit_withdrawals, composed here as plain calls:
-    one dependency for FastAPI to resolve on the hottest route instead of a chain of five.
+    A merchant's access token names its merchant id (`mid`); whether the token is still valid
+    (its version) and the merchant still approved is checked in transaction 1 of the request's
+    batch, one statement for the whole batch instead of a lookup per request. A token without
+    `mid` (an admin's, or one issued before it existed) takes the lookup of every other route.
     """
-    caller = await approved_merchant(await current_merchant(await current_caller(request, token)))
-    await limit_withdrawals(request, caller)
-    return caller
+    claims = access_claims(request, token)
+    if claims.merchant_id is None:
+        caller = await current_merchant(await current_caller(request, token))
+        merchant_id = (await approved_merchant(caller)).merchant.id
+    else:
+        merchant_id = claims.merchant_id
+        request.state.actor = f"merchant:{merchant_id}"
+    await limit_withdrawals(request, merchant_id)
+    return Withdrawer(merchant_id, TokenHolder(claims.user_id, claims.version))
 
 
-WithdrawingMerchant = Annotated[MerchantCaller, Depends(withdrawing_merchant)]
+WithdrawingMerchant = Annotated[Withdrawer, Depends(withdrawing_merchant)]

@@ -17,14 +17,18 @@ from sqlalchemy import (
     bindparam,
     column,
     func,
+    insert,
+    select,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.selectable import CTE
 
-from app.models import IdempotencyKey, MerchantCredit
+from app.models import IdempotencyKey, LedgerEntry, MerchantCredit
 
 _keys = cast(Table, IdempotencyKey.__table__)
+_entries = cast(Table, LedgerEntry.__table__)
 _credits = cast(Table, MerchantCredit.__table__)
 
 KeyAnswer = tuple[tuple[int, str], int, dict[str, Any], UUID | None]
@@ -38,21 +42,24 @@ def unnest(*columns: tuple[str, str, Any]) -> Any:
     return func.unnest(*arrays).table_valued(*names).render_derived(name="d")
 
 
-_delta = unnest(("merchant_ids", "merchant_id", BigInteger), ("deltas", "delta", Numeric(18, 2)))
-_ADD_UTILIZED = (
+# Parameter names are unique across both statements: transaction 1 runs them as parts of one.
+_delta = unnest(
+    ("line_merchant_ids", "merchant_id", BigInteger), ("line_deltas", "delta", Numeric(18, 2))
+)
+ADD_UTILIZED = (
     update(_credits)
     .where(_credits.c.merchant_id == _delta.c.merchant_id)
     .values(utilized_amount=_credits.c.utilized_amount + _delta.c.delta)
 )
 
 _answer = unnest(
-    ("merchant_ids", "merchant_id", BigInteger),
-    ("keys", "key", String),
-    ("statuses", "status", Integer),
-    ("bodies", "body", JSONB),
-    ("withdrawal_ids", "withdrawal_id", Uuid),
+    ("answer_merchant_ids", "merchant_id", BigInteger),
+    ("answer_keys", "key", String),
+    ("answer_statuses", "status", Integer),
+    ("answer_bodies", "body", JSONB),
+    ("answer_withdrawal_ids", "withdrawal_id", Uuid),
 )
-_STORE_ANSWERS = (
+STORE_ANSWERS = (
     update(_keys)
     .where(_keys.c.merchant_id == _answer.c.merchant_id, _keys.c.key == _answer.c.key)
     .values(
@@ -65,27 +72,59 @@ _STORE_ANSWERS = (
 )
 
 
+_entry = unnest(
+    ("entry_tx_ids", "tx_id", Uuid),
+    ("entry_kinds", "kind", String),
+    ("entry_accounts", "account", String),
+    ("entry_amounts", "amount", Numeric(18, 2)),
+    ("entry_withdrawal_ids", "withdrawal_id", Uuid),
+)
+
+
+def insert_entries_of(withdrawals: CTE) -> CTE:
+    """A part of a statement: the ledger entries (app.ledger's rows) of the withdrawals that
+    its CTE `withdrawals` wrote (joined to them, so a row it left out gets no entries)."""
+    return (
+        insert(_entries)
+        .from_select(
+            [c.name for c in _entry.c],
+            select(*_entry.c).join(withdrawals, withdrawals.c.id == _entry.c.withdrawal_id),
+        )
+        .cte("entries")
+    )
+
+
+def entry_parameters(entries: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {
+        f"entry_{name}s": [entry[name] for entry in entries]
+        for name in ("tx_id", "kind", "account", "amount", "withdrawal_id")
+    }
+
+
+def utilized_parameters(deltas: list[tuple[int, Decimal]]) -> dict[str, list[Any]]:
+    return {
+        "line_merchant_ids": [merchant_id for merchant_id, _ in deltas],
+        "line_deltas": [delta for _, delta in deltas],
+    }
+
+
+def answer_parameters(answers: list[KeyAnswer]) -> dict[str, list[Any]]:
+    return {
+        "answer_merchant_ids": [merchant_id for (merchant_id, _), _, _, _ in answers],
+        "answer_keys": [key for (_, key), _, _, _ in answers],
+        "answer_statuses": [status for _, status, _, _ in answers],
+        "answer_bodies": [body for _, _, body, _ in answers],
+        "answer_withdrawal_ids": [wid for _, _, _, wid in answers],
+    }
+
+
 async def add_utilized(conn: AsyncConnection, deltas: list[tuple[int, Decimal]]) -> None:
     """utilized_amount += delta per merchant (the lines are locked by the caller, in id order)."""
-    if not deltas:
-        return
-    await conn.execute(
-        _ADD_UTILIZED,
-        {"merchant_ids": [m for m, _ in deltas], "deltas": [delta for _, delta in deltas]},
-    )
+    if deltas:
+        await conn.execute(ADD_UTILIZED, utilized_parameters(deltas))
 
 
 async def store_answers(conn: AsyncConnection, answers: list[KeyAnswer]) -> None:
     """The answer each key's replays get from now on (and the withdrawal it belongs to)."""
-    if not answers:
-        return
-    await conn.execute(
-        _STORE_ANSWERS,
-        {
-            "merchant_ids": [merchant_id for (merchant_id, _), _, _, _ in answers],
-            "keys": [key for (_, key), _, _, _ in answers],
-            "statuses": [status for _, status, _, _ in answers],
-            "bodies": [body for _, _, body, _ in answers],
-            "withdrawal_ids": [wid for _, _, _, wid in answers],
-        },
-    )
+    if answers:
+        await conn.execute(STORE_ANSWERS, answer_parameters(answers))

@@ -11,6 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
+from app.auth.tokens import TokenHolder
 from app.models import MerchantStatus, WithdrawalStatus
 
 
@@ -34,6 +35,8 @@ class ReserveRequest:
     status: WithdrawalStatus  # QUEUED (async mode) or PROCESSING (sync mode)
     withdrawal_id: UUID
     reserve_tx_id: UUID
+    # None for the process's own callers (the test factories), which hold no token.
+    holder: TokenHolder | None = None
 
     def __post_init__(self) -> None:
         # The caller's checks are not the money path's: a bad request moves no money.

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import String, Table, Uuid, func, insert, select, update
+from sqlalchemy import String, Table, Uuid, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db import money_connection
@@ -125,7 +125,7 @@ _finished = books.unnest(
     ("bank_references", "bank_reference", String),
     ("failure_codes", "failure_code", String),
 )
-_FINISH_WITHDRAWALS = (
+_finish = (
     update(_w)
     .where(_w.c.id == _finished.c.id, _w.c.status.in_([str(s) for s in _OPEN]))
     .values(
@@ -136,41 +136,22 @@ _FINISH_WITHDRAWALS = (
         updated_at=func.now(),
     )
     .returning(*row_columns())
+    .cte("finished")
+)
+# One statement: the withdrawals (locked open by this transaction), their settle or release
+# entries and the keys' final answers (lock 2: the keys, each touched once).
+_FINISH_ROWS = select(*_finish.c).add_cte(
+    books.insert_entries_of(_finish), books.STORE_ANSWERS.cte("answers")
 )
 
 
 async def _write(
     conn: AsyncConnection, winners: list[FinishRequest], current: dict[UUID, WithdrawalRow]
 ) -> dict[UUID, WithdrawalRow]:
-    result = await conn.execute(
-        _FINISH_WITHDRAWALS,
-        {
-            "ids": [r.withdrawal_id for r in winners],
-            "statuses": [str(r.status) for r in winners],
-            "final_tx_ids": [r.final_tx_id for r in winners],
-            "bank_references": [r.bank_reference for r in winners],
-            "failure_codes": [r.failure_code for r in winners],
-        },
-    )
-    finished = {row.id: withdrawal_row(row) for row in result}
-    assert len(finished) == len(winners), "the rows were locked open"
-    # Lock 2: the keys, whose replays now get the final answer.
-    await books.store_answers(
-        conn,
-        [
-            (
-                (current[r.withdrawal_id].merchant_id, current[r.withdrawal_id].idempotency_key),
-                r.response_status,
-                r.response_body,
-                r.withdrawal_id,
-            )
-            for r in winners
-        ],
-    )
     entries = []
     released: dict[int, Decimal] = {}
     for r in winners:
-        withdrawal = finished[r.withdrawal_id]
+        withdrawal = current[r.withdrawal_id]
         kind = LedgerKind.SETTLE if r.status == WithdrawalStatus.SUCCESS else LedgerKind.RELEASE
         entries += ledger.withdrawal_entries(
             kind=kind, tx_id=r.final_tx_id, amount=withdrawal.amount, withdrawal_id=withdrawal.id
@@ -179,8 +160,29 @@ async def _write(
             released[withdrawal.merchant_id] = (
                 released.get(withdrawal.merchant_id, Decimal("0.00")) + withdrawal.amount
             )
-    # executemany of one cached statement (sent as one multi-row INSERT), see reserve.py.
-    await conn.execute(insert(_entries), entries)
+    answers: list[books.KeyAnswer] = [
+        (
+            (current[r.withdrawal_id].merchant_id, current[r.withdrawal_id].idempotency_key),
+            r.response_status,
+            r.response_body,
+            r.withdrawal_id,
+        )
+        for r in winners
+    ]
+    result = await conn.execute(
+        _FINISH_ROWS,
+        {
+            "ids": [r.withdrawal_id for r in winners],
+            "statuses": [str(r.status) for r in winners],
+            "final_tx_ids": [r.final_tx_id for r in winners],
+            "bank_references": [r.bank_reference for r in winners],
+            "failure_codes": [r.failure_code for r in winners],
+            **books.entry_parameters(entries),
+            **books.answer_parameters(answers),
+        },
+    )
+    finished = {row.id: withdrawal_row(row) for row in result}
+    assert len(finished) == len(winners), "the rows were locked open"
     if released:
         # Lock 3: the lines, by merchant id; then lock 4, last: the pool row.
         await conn.execute(

@@ -8,10 +8,23 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import Table, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Numeric,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+    delete,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.auth.errors import InvalidToken
 from app.db import money_connection
 from app.errors import money_statement
 from app.idempotency.repository import StoredKey
@@ -25,6 +38,8 @@ from app.models import (
     LedgerKind,
     Merchant,
     MerchantCredit,
+    MerchantStatus,
+    User,
     WalletAccount,
     Withdrawal,
 )
@@ -45,6 +60,7 @@ from app.withdrawals.repository import WithdrawalRow, row_columns, withdrawal_ro
 _keys = cast(Table, IdempotencyKey.__table__)
 _credits = cast(Table, MerchantCredit.__table__)
 _merchants = cast(Table, Merchant.__table__)
+_users = cast(Table, User.__table__)
 _accounts = cast(Table, WalletAccount.__table__)
 _pool = cast(Table, CreditPool.__table__)
 _withdrawals = cast(Table, Withdrawal.__table__)
@@ -53,18 +69,18 @@ POOL_ROW_ID = 1
 
 POOL_SHORT = "the credit pool cannot cover this withdrawal right now"
 
-# Multi-row writes as executemany of one statement each (SQLAlchemy's "insertmanyvalues" sends
-# them as one multi-row INSERT): the statement is compiled once and cached, where a
-# .values([...]) of N rows is a new statement to compile for every batch.
+# Executemany of one statement (SQLAlchemy's "insertmanyvalues" sends it as one multi-row
+# INSERT, in the given order): compiled once and cached, where a .values([...]) of N rows is a
+# new statement to compile for every batch. The other multi-row writes join unnested arrays.
 _CLAIM_KEYS = pg_insert(_keys).on_conflict_do_nothing().returning(_keys.c.merchant_id, _keys.c.key)
-_INSERT_WITHDRAWALS = insert(_withdrawals).returning(*row_columns())
-_INSERT_ENTRIES = insert(_entries)
 
 ReserveResult = WithdrawalRow | Replay | InsufficientMerchantCredit | InsufficientPool
 
 
-class _PoolTakenMeanwhile(Exception):
-    """The pool read without its lock covered the batch, its conditional UPDATE did not."""
+class _Redo(Exception):
+    """The optimistic first pass guessed wrong: the pool, read without its lock, covered the
+    batch but its conditional UPDATE did not; or a claimed key (purged after its retention)
+    still names a withdrawal. All is undone and the careful pass runs."""
 
 
 async def reserve_batch(
@@ -76,37 +92,75 @@ async def reserve_batch(
     stores nothing (not approved, a key taken or reused) is the member's exception.
     """
     async with money_connection(engine) as conn, money_statement():
-        # The pool is first checked without its lock (it is locked last, for the UPDATE only);
-        # if another batch took it meanwhile, all is undone and the pool locked before deciding.
-        for lock_pool_first in (False, True):
+        # Optimistic first: the pool is locked last, for its UPDATE only, and no lookup is made
+        # for withdrawals under purged keys. The careful pass locks the pool before deciding
+        # and looks them up, so it never has to be undone.
+        for careful in (False, True):
             try:
                 async with conn.begin():
-                    return await _transaction(conn, list(requests), lock_pool_first)
-            except _PoolTakenMeanwhile:
+                    return await _transaction(conn, list(requests), careful)
+            except _Redo:
                 continue
-    raise AssertionError("unreachable: the second pass holds the pool row")  # pragma: no cover
+    raise AssertionError("unreachable: the careful pass is never undone")  # pragma: no cover
 
 
 async def reserve_in(
     conn: AsyncConnection, requests: Sequence[ReserveRequest]
 ) -> list[ReserveResult | BaseException]:
-    """Transaction 1's work inside the caller's open transaction (the test factories use it);
-    the pool is locked before deciding, so it never has to be undone."""
-    return await _transaction(conn, list(requests), lock_pool_first=True)
+    """Transaction 1's work inside the caller's open transaction (the test factories use it),
+    the careful way, so it never has to be undone."""
+    return await _transaction(conn, list(requests), careful=True)
 
 
 async def _transaction(
-    conn: AsyncConnection, requests: list[ReserveRequest], lock_pool_first: bool
+    conn: AsyncConnection, batch: list[ReserveRequest], careful: bool
+) -> list[ReserveResult | BaseException]:
+    refused = await _refused_holders(conn, batch)
+    requests = [r for r in batch if r not in refused]
+    results = iter(await _reserve(conn, requests, careful) if requests else [])
+    return [refused[r] if r in refused else next(results) for r in batch]
+
+
+async def _refused_holders(
+    conn: AsyncConnection, requests: list[ReserveRequest]
+) -> dict[ReserveRequest, BaseException]:
+    """The members whose token no longer speaks for an approved merchant: refused before they
+    claim anything, as the per-request caller lookup did (one statement for the batch)."""
+    merchant_ids = sorted({r.merchant_id for r in requests if r.holder is not None})
+    if not merchant_ids:
+        return {}
+    result = await conn.execute(
+        select(_merchants.c.id, _merchants.c.user_id, _merchants.c.status, _users.c.token_version)
+        .join(_users, _users.c.id == _merchants.c.user_id)
+        .where(_merchants.c.id.in_(merchant_ids))
+    )
+    holders = {row.id: row for row in result}
+    refused: dict[ReserveRequest, BaseException] = {}
+    for request in requests:
+        found = holders.get(request.merchant_id)
+        if request.holder is None:
+            continue
+        if found is None or found.user_id != request.holder.user_id:
+            refused[request] = InvalidToken("the token's user no longer exists")
+        elif found.token_version != request.holder.token_version:
+            refused[request] = InvalidToken("the token was revoked (password change or suspension)")
+        elif found.status != MerchantStatus.APPROVED:
+            refused[request] = MerchantNotApproved(f"merchant status is {found.status}")
+    return refused
+
+
+async def _reserve(
+    conn: AsyncConnection, requests: list[ReserveRequest], careful: bool
 ) -> list[ReserveResult | BaseException]:
     claimed = await _claim_keys(conn, requests)
     taken = await _stored_answers(conn, {r.key_id for r in requests} - claimed)
     mine = [r for r in requests if r.key_id in claimed]
     lines, pool_seen = await _lock_lines(conn, {r.merchant_id for r in mine})
-    existing = await _withdrawals_with_keys(conn, {r.key_id for r in mine})
+    existing = await _withdrawals_with_keys(conn, {r.key_id for r in mine}) if careful else {}
     decisions = decide(mine, lines=lines, keys_with_withdrawal=set(existing), pool_available=None)
     total = reserved_total(mine, decisions)
-    if lock_pool_first or (total > 0 and (pool_seen is None or pool_seen < total)):
-        # Short (or raced): lock the pool now, after the lines, and decide against what it has.
+    if careful or (total > 0 and (pool_seen is None or pool_seen < total)):
+        # Short (or careful): lock the pool now, after the lines, and decide against what it has.
         available = await conn.scalar(
             select(_pool.c.available).where(_pool.c.id == POOL_ROW_ID).with_for_update()
         )
@@ -116,18 +170,7 @@ async def _transaction(
             keys_with_withdrawal=set(existing),
             pool_available=available or Decimal("0.00"),
         )
-        total = reserved_total(mine, decisions)
     reserved = await _write(conn, mine, decisions, lines)
-    if total > 0:
-        # The pool row last: the condition checks and takes its lock in one step.
-        taken_from_pool = await conn.scalar(
-            update(_pool)
-            .where(_pool.c.id == POOL_ROW_ID, _pool.c.available >= total)
-            .values(available=_pool.c.available - total, updated_at=func.now())
-            .returning(_pool.c.id)
-        )
-        if taken_from_pool is None:
-            raise _PoolTakenMeanwhile()
     return _results(
         requests, claimed, taken, dict(zip(mine, decisions, strict=True)), reserved, existing
     )
@@ -227,46 +270,9 @@ async def _write(
     decisions: list[Decision],
     lines: dict[int, Line],
 ) -> dict[ReserveRequest, WithdrawalRow]:
-    """The batch's writes, set-based: withdrawals, reserve entries, line updates, key answers."""
+    """The batch's writes in one statement: withdrawals, reserve entries, line updates, key
+    answers and the pool row (the one lock it takes, so it comes last in lock order)."""
     chosen = [r for r, d in zip(requests, decisions, strict=True) if d.outcome == Outcome.RESERVED]
-    reserved: dict[ReserveRequest, WithdrawalRow] = {}
-    if chosen:
-        result = await conn.execute(
-            _INSERT_WITHDRAWALS,
-            [
-                {
-                    "id": r.withdrawal_id,
-                    "merchant_id": r.merchant_id,
-                    "account_id": lines[r.merchant_id].account_id,
-                    "amount": r.amount,
-                    "bank_account": lines[r.merchant_id].bank_account,
-                    "status": str(r.status),
-                    "idempotency_key": r.key,
-                    "reserve_tx_id": r.reserve_tx_id,
-                }
-                for r in chosen
-            ],
-        )
-        by_id = {row.id: withdrawal_row(row) for row in result}
-        reserved = {r: by_id[r.withdrawal_id] for r in chosen}
-        await conn.execute(
-            _INSERT_ENTRIES,
-            [
-                entry
-                for r in chosen
-                for entry in ledger.withdrawal_entries(
-                    kind=LedgerKind.RESERVE,
-                    tx_id=r.reserve_tx_id,
-                    amount=r.amount,
-                    withdrawal_id=r.withdrawal_id,
-                )
-            ],
-        )
-        taken: dict[int, Decimal] = {}
-        for r in chosen:
-            taken[r.merchant_id] = taken.get(r.merchant_id, Decimal("0.00")) + r.amount
-        # The CHECK (0 <= utilized <= limit) is the last guard if the arithmetic were wrong.
-        await books.add_utilized(conn, sorted(taken.items()))
     answers: list[books.KeyAnswer] = []
     given_up = []
     for r, d in zip(requests, decisions, strict=True):
@@ -282,13 +288,98 @@ async def _write(
             answers.append((r.key_id, 409, InsufficientPool(POOL_SHORT).problem(), None))
         elif d.outcome in (Outcome.NOT_APPROVED, Outcome.WITHDRAWAL_EXISTS):
             given_up.append(r.key_id)  # nothing decided: the key stays free for a retry
-    await books.store_answers(conn, answers)
+    reserved = await _reserve_rows(conn, chosen, lines, answers) if chosen else {}
+    if not chosen:
+        await books.store_answers(conn, answers)
     given_up = [key_id for key_id in given_up if key_id not in {a[0] for a in answers}]
     if given_up:
         await conn.execute(
             delete(_keys).where(tuple_(_keys.c.merchant_id, _keys.c.key).in_(sorted(set(given_up))))
         )
     return reserved
+
+
+_new = books.unnest(
+    ("w_ids", "id", Uuid),
+    ("w_merchant_ids", "merchant_id", BigInteger),
+    ("w_account_ids", "account_id", Uuid),
+    ("w_amounts", "amount", Numeric(18, 2)),
+    ("w_bank_accounts", "bank_account", String),
+    ("w_statuses", "status", String),
+    ("w_keys", "idempotency_key", String),
+    ("w_reserve_tx_ids", "reserve_tx_id", Uuid),
+)
+_inserted = (
+    pg_insert(_withdrawals)
+    .from_select([c.name for c in _new.c], select(*_new.c))
+    # A key purged after its retention may still name a withdrawal: it is left out here,
+    # and the careful pass answers it (WITHDRAWAL_EXISTS).
+    .on_conflict_do_nothing()  # (merchant_id, idempotency_key) is unique
+    .returning(*row_columns())
+    .cte("inserted")
+)
+_taken_from_pool = (
+    update(_pool)
+    .where(_pool.c.id == POOL_ROW_ID, _pool.c.available >= bindparam("pool_total"))
+    .values(available=_pool.c.available - bindparam("pool_total"), updated_at=func.now())
+    .returning(_pool.c.id)
+    .cte("taken_from_pool")
+)
+# The parts of one statement see one snapshot and touch different rows: the keys and the
+# lines are already locked by this transaction, the withdrawals and entries are new, and the
+# entries are joined to the withdrawals actually inserted.
+_RESERVE_ROWS = select(
+    *_inserted.c,
+    select(func.count()).select_from(_taken_from_pool).scalar_subquery().label("pool_taken"),
+).add_cte(
+    books.insert_entries_of(_inserted),
+    books.ADD_UTILIZED.cte("lines"),
+    books.STORE_ANSWERS.cte("answers"),
+)
+
+
+async def _reserve_rows(
+    conn: AsyncConnection,
+    chosen: list[ReserveRequest],
+    lines: dict[int, Line],
+    answers: list[books.KeyAnswer],
+) -> dict[ReserveRequest, WithdrawalRow]:
+    entries = [
+        entry
+        for r in chosen
+        for entry in ledger.withdrawal_entries(
+            kind=LedgerKind.RESERVE,
+            tx_id=r.reserve_tx_id,
+            amount=r.amount,
+            withdrawal_id=r.withdrawal_id,
+        )
+    ]
+    taken: dict[int, Decimal] = {}
+    for r in chosen:
+        taken[r.merchant_id] = taken.get(r.merchant_id, Decimal("0.00")) + r.amount
+    result = await conn.execute(
+        _RESERVE_ROWS,
+        {
+            "w_ids": [r.withdrawal_id for r in chosen],
+            "w_merchant_ids": [r.merchant_id for r in chosen],
+            "w_account_ids": [lines[r.merchant_id].account_id for r in chosen],
+            "w_amounts": [r.amount for r in chosen],
+            "w_bank_accounts": [lines[r.merchant_id].bank_account for r in chosen],
+            "w_statuses": [str(r.status) for r in chosen],
+            "w_keys": [r.key for r in chosen],
+            "w_reserve_tx_ids": [r.reserve_tx_id for r in chosen],
+            **books.entry_parameters(entries),
+            # The CHECK (0 <= utilized <= limit) is the last guard if the arithmetic were wrong.
+            **books.utilized_parameters(sorted(taken.items())),
+            **books.answer_parameters(answers),
+            "pool_total": sum((r.amount for r in chosen), Decimal("0.00")),
+        },
+    )
+    rows = result.all()
+    if len(rows) < len(chosen) or rows[0].pool_taken == 0:
+        raise _Redo()
+    by_id = {row.id: withdrawal_row(row) for row in rows}
+    return {r: by_id[r.withdrawal_id] for r in chosen}
 
 
 def _credit_refusal(decision: Decision) -> InsufficientMerchantCredit:

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from arq.connections import ArqRedis
 
+from app.auth.tokens import TokenHolder
 from app.config import Settings
 from app.errors import (
     DATABASE_ERRORS,
@@ -52,6 +53,7 @@ async def reserve(
     request_hash: str,
     amount: Decimal,
     initial_status: WithdrawalStatus,
+    holder: TokenHolder | None = None,
 ) -> WithdrawalRow | Replay | InsufficientMerchantCredit | InsufficientPool:
     """Transaction 1, in the next reserve batch: claim the key, then reserve on the line and
     the pool.
@@ -68,6 +70,7 @@ async def reserve(
             status=initial_status,
             withdrawal_id=uuid.uuid4(),
             reserve_tx_id=uuid.uuid4(),
+            holder=holder,
         )
     )
     if isinstance(result, WithdrawalRow):
@@ -130,6 +133,7 @@ async def create_withdrawal(
     merchant_id: int,
     key: str,
     amount: Decimal,
+    holder: TokenHolder | None = None,
     request_id: str | None = None,
 ) -> Answer:
     """Reserve, then pay now (sync) or queue the payout (async); or replay the key's answer.
@@ -153,6 +157,7 @@ async def create_withdrawal(
         request_hash=request_hash,
         amount=amount,
         initial_status=WithdrawalStatus.QUEUED if queued else WithdrawalStatus.PROCESSING,
+        holder=holder,
     )
     if isinstance(reserved, Replay):
         return Answer(reserved.status, reserved.body, replayed=True)

@@ -223,7 +223,9 @@ async def test_a_batch_sends_as_many_statements_as_a_single_withdrawal(
     )
     print(f"round trips: reserve 1={one} 64={many}; finish 1={finish_one} 63={finish_many}")
     assert many == one  # the batch's statements do not grow with its size
+    assert one == 5  # BEGIN, the keys, the lines, every write in one statement, COMMIT
     assert finish_many <= finish_one + 3  # releases add the lines and the pool row
+    assert finish_one == 4  # BEGIN, the withdrawals locked, the writes in one statement, COMMIT
 
 
 def _final(withdrawal: WithdrawalRow, *, paid: bool) -> FinishRequest:
@@ -237,3 +239,43 @@ def _final(withdrawal: WithdrawalRow, *, paid: bool) -> FinishRequest:
         bank_reference="BNK" if paid else None,
         failure_code=None if paid else "REFUSED",
     )
+
+
+async def test_members_whose_token_no_longer_holds_are_refused_alone_and_claim_nothing(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    from dataclasses import replace
+
+    from app.auth.errors import InvalidToken
+    from app.auth.tokens import TokenHolder
+
+    ids = await seed(sessionmaker)
+    async with engine.connect() as conn:
+        owners = text("SELECT m.id, u.id FROM merchants m JOIN users u ON u.id = m.user_id")
+        users = dict((await conn.execute(owners)).all())
+        revoke = text("UPDATE users SET token_version = 3 WHERE id = :u")
+        await conn.execute(revoke, {"u": users[ids["d"]]})
+        await conn.commit()
+    holder = {name: TokenHolder(users[ids[name]], 0) for name in ("a", "b", "d")}
+    batch = [
+        replace(request(ids["a"], "5.00", "valid", 1), holder=holder["a"]),
+        replace(request(ids["d"], "5.00", "stale-version", 2), holder=holder["d"]),
+        replace(request(ids["a"], "5.00", "other-user", 3), holder=holder["d"]),
+        replace(request(ids["b"], "5.00", "not-approved", 4), holder=holder["b"]),
+        replace(request(ids["d"], "6.00", "current", 5), holder=TokenHolder(users[ids["d"]], 3)),
+    ]
+
+    results = await reserve_batch(engine, batch)
+
+    assert [type(r).__name__ for r in results] == [
+        "WithdrawalRow",
+        "InvalidToken",
+        "InvalidToken",
+        "MerchantNotApproved",
+        "WithdrawalRow",
+    ]
+    assert isinstance(results[1], InvalidToken) and "revoked" in str(results[1].detail)
+    after = await books(engine)
+    assert [k[1] for k in after["keys"]] == ["valid", "current"]
+    assert after["pool"] == Decimal("600.00") - Decimal("10.00") - Decimal("11.00")
+    await assert_books_balance(sessionmaker)

@@ -14,14 +14,20 @@ async def push_tokens(
     """Replace the list at `key` with fresh access tokens for m1..m<count>, in that order."""
     rows = await session.execute(
         text(
-            "SELECT u.id, u.token_version FROM generate_series(1, CAST(:count AS integer)) g "
-            "JOIN users u ON u.username = 'm' || g ORDER BY g"
+            "SELECT u.id, u.token_version, m.id FROM generate_series(1, CAST(:count AS integer)) g "
+            "JOIN users u ON u.username = 'm' || g JOIN merchants m ON m.user_id = u.id ORDER BY g"
         ),
         {"count": count},
     )
     tokens = [
-        issue_token(settings, user_id=user_id, version=version, token_type="access").token
-        for user_id, version in rows
+        issue_token(
+            settings,
+            user_id=user_id,
+            version=version,
+            token_type="access",
+            merchant_id=merchant_id,
+        ).token
+        for user_id, version, merchant_id in rows
     ]
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(key)

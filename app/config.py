@@ -179,9 +179,11 @@ class Settings(BaseSettings):
     @property
     def worker_alive_within_s(self) -> float:
         """A heartbeat older than this means the worker's timer is stuck. A round pays
-        RECONCILE_BATCH withdrawals BATCH_MAX at a time, one settlement call each, bounded by
-        SETTLEMENT_TIMEOUT_S."""
-        worst_round = math.ceil(self.RECONCILE_BATCH / self.BATCH_MAX) * self.SETTLEMENT_TIMEOUT_S
+        RECONCILE_BATCH withdrawals BATCH_MAX at a time: per chunk one settlement call
+        (SETTLEMENT_TIMEOUT_S) and about a dozen database round trips (the claim, the finish
+        transaction), each bounded by DB_COMMAND_TIMEOUT_S."""
+        chunks = math.ceil(self.RECONCILE_BATCH / self.BATCH_MAX)
+        worst_round = chunks * (self.SETTLEMENT_TIMEOUT_S + 12 * self.DB_COMMAND_TIMEOUT_S)
         return self.RECONCILE_EVERY_S + worst_round + 60
 
     @property

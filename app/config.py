@@ -1,5 +1,6 @@
 """One settings object for every process, read from the environment and `.env`."""
 
+import math
 import os
 from decimal import Decimal
 from functools import lru_cache
@@ -79,7 +80,10 @@ class Settings(BaseSettings):
     PAYOUT_MAX_TRIES: int = Field(default=6, ge=1)
     PAYOUT_RETRY_BASE_S: float = Field(default=0.5, gt=0)
     PAYOUT_RETRY_MAX_S: float = Field(default=30.0, gt=0)
-    WORKER_MAX_JOBS: int = Field(default=50, ge=1)
+    # Payout jobs running at once: their bodies coalesce into the worker's payout batches
+    # (app/withdrawals/payout.py), so 2 x BATCH_MAX lets a full batch gather while one runs.
+    # A waiting job holds no database connection.
+    WORKER_MAX_JOBS: int = Field(default=256, ge=1)
     # The worker's CPU niceness (0 = as the apps). On a host shared with the api, e.g. 10 lets
     # intake win the CPU while queued payouts (durable either way) drain behind it.
     WORKER_NICENESS: int = Field(default=0, ge=0, le=19)
@@ -174,10 +178,12 @@ class Settings(BaseSettings):
 
     @property
     def worker_alive_within_s(self) -> float:
-        """A heartbeat older than this means the worker's timer is stuck. A round can take
-        RECONCILE_BATCH settlement calls at the worst, each bounded by SETTLEMENT_TIMEOUT_S
-        (twice: the lookup, then the payout)."""
-        worst_round = self.RECONCILE_BATCH * 2 * self.SETTLEMENT_TIMEOUT_S
+        """A heartbeat older than this means the worker's timer is stuck. A round pays
+        RECONCILE_BATCH withdrawals BATCH_MAX at a time: per chunk one settlement call
+        (SETTLEMENT_TIMEOUT_S) and about a dozen database round trips (the claim, the finish
+        transaction), each bounded by DB_COMMAND_TIMEOUT_S."""
+        chunks = math.ceil(self.RECONCILE_BATCH / self.BATCH_MAX)
+        worst_round = chunks * (self.SETTLEMENT_TIMEOUT_S + 12 * self.DB_COMMAND_TIMEOUT_S)
         return self.RECONCILE_EVERY_S + worst_round + 60
 
     @property

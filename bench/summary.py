@@ -116,7 +116,9 @@ COLUMNS = [
     ("p99 ms", "{p99_ms:.0f}"),
     ("failures", "{failures}"),
     ("202->SUCCESS p50/p99 ms", "{to_success}"),
+    ("done s after traffic", "{after_traffic}"),
     ("CPU ms/wd", "{cpu_ms:.2f}"),
+    ("worker CPU ms/payout", "{worker_cpu_ms}"),
     ("/ pgbench", "{pgbench_ratio}"),
     ("/ FastAPI", "{fastapi_ratio}"),
     ("batch size mean/p50/p95", "{batch_sizes}"),
@@ -145,7 +147,13 @@ def table_row(run: dict[str, Any]) -> dict[str, Any]:
             if asynchronous
             else "-"
         ),
+        # Async only: how long the worker took to finish the backlog once traffic stopped,
+        # and its CPU per payout (the worker's share of CPU ms/wd).
+        "after_traffic": f"{db.get('catch_up_s', 0):.1f}" if asynchronous else "-",
         "cpu_ms": run["cpu_ms_per_withdrawal"]["total"],
+        "worker_cpu_ms": (
+            f"{run['cpu_ms_per_withdrawal'].get('worker', 0):.2f}" if asynchronous else "-"
+        ),
         "pgbench_ratio": _ratio(run, "pgbench"),
         "fastapi_ratio": _ratio(run, "fastapi"),
         "batch_sizes": _batch_sizes(run),

@@ -15,13 +15,12 @@ PURGE_BATCH = 10_000
 
 
 async def pay_withdrawal(ctx: dict[str, Any], withdrawal_id: str) -> str:
-    """Pay one queued withdrawal; an unknown outcome retries with backoff, then waits for
-    the sweeper (the withdrawal stays PROCESSING, its money reserved)."""
+    """Pay one queued withdrawal in the worker's next payout batch; an unknown outcome (or a
+    row another worker holds) retries with backoff, then waits for the sweeper and the
+    reconciler (the withdrawal stays open, its money reserved)."""
     settings = ctx["settings"]
     attempt = await attempt_payout(
-        ctx["money"],
-        http=ctx["http"],
-        settings=settings,
+        ctx["payouts"],
         withdrawal_id=UUID(withdrawal_id),
         final_attempt=ctx["job_try"] >= settings.PAYOUT_MAX_TRIES,
     )

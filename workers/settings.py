@@ -24,6 +24,7 @@ from app.gc_tuning import tune_gc
 from app.observability.logging import configure_logging
 from app.operations.reconciler import run_timer
 from app.withdrawals.money_path import create_money_path
+from app.withdrawals.payout import create_payout_batcher
 from app.withdrawals.settlement_client import create_http_client
 from workers.jobs import (
     maintain_request_log,
@@ -43,11 +44,14 @@ async def startup(ctx: dict[str, Any]) -> None:
         os.nice(settings.WORKER_NICENESS)  # below the api's priority (see Settings)
     configure_logging(settings.LOG_LEVEL)  # money events from payouts as JSON lines
     ctx["settings"] = settings
+    # Jobs hold no connection: the batchers do (one payout claim, one finish at a time), the
+    # reconciler and the cron jobs, so WORKER_MAX_JOBS does not size the pool.
     pool_size = min(settings.WORKER_MAX_JOBS, 20)
     ctx["engine"] = create_engine(settings, pool_size=pool_size)
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     ctx["money"] = create_money_path(ctx["engine"], settings)
     ctx["http"] = create_http_client(settings)
+    ctx["payouts"] = create_payout_batcher(ctx["money"], http=ctx["http"], settings=settings)
     ctx["reconciler"] = asyncio.create_task(
         run_timer(ctx["money"], http=ctx["http"], settings=settings)
     )
@@ -60,7 +64,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     ctx["reconciler"].cancel()
     with suppress(asyncio.CancelledError):
         await ctx["reconciler"]
-    await ctx["money"].aclose()  # drain: every queued member gets its answer
+    # Drain, payouts first (they finish through the money path): every member gets its answer.
+    await ctx["payouts"].aclose()
+    await ctx["money"].aclose()
     await ctx["http"].aclose()
     await close_pools(ctx["engine"])
 
@@ -100,6 +106,7 @@ class WorkerSettings:
         # Hourly, though daily would do: tomorrow's partition then exists ~24 h ahead.
         cron(maintain_request_log, minute={17}, second={0}, run_at_startup=True, keep_result=0),
     ]
+    # Concurrent jobs are what coalesces into payout batches (see WORKER_MAX_JOBS).
     max_jobs = settings.WORKER_MAX_JOBS
     job_timeout = settings.WORKER_JOB_TIMEOUT_S
     health_check_interval = 10

@@ -22,9 +22,10 @@ async def reconcile_once(
     """One run, by at most one worker at a time (None: another worker holds the lock).
 
     The lock's transaction stays open, holding nothing else, while reconcile() works on its
-    own connections; settlement calls go one at a time, so a run asks settlement at most
-    RECONCILE_BATCH questions. Two runs at once would still be safe (settlement pays a
-    withdrawal id once, a withdrawal is finished once): the lock only saves the work.
+    own connections: RECONCILE_BATCH withdrawals at most, BATCH_MAX per settlement call, one
+    call at a time. Two runs at once would still be safe (each skips the rows the other
+    holds, settlement pays a withdrawal id once, a withdrawal is finished once): the lock only
+    saves the work.
     """
     async with money.engine.connect() as conn, conn.begin():
         if not await repository.try_reconciler_lock(conn):

@@ -5,10 +5,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from app.config import Settings
-from app.withdrawals import settlement_client, statements
+from app.withdrawals import statements
 from app.withdrawals.money_path import MoneyPath
-from app.withdrawals.service import apply_settlement_answer
-from app.withdrawals.settlement_client import Outcome
+from app.withdrawals.payout import pay_claimed
 from app.withdrawals.settlement_http import HopClient
 
 logger = logging.getLogger("app.withdrawals.reconcile")
@@ -31,33 +30,26 @@ async def reconcile(
     older_than: timedelta,
     limit: int = 500,
 ) -> ReconcileReport:
-    """Ask settlement about each open (QUEUED or PROCESSING) withdrawal older than
-    `older_than` and finish it; works without Redis or a worker.
+    """Finish up to `limit` open (QUEUED or PROCESSING) withdrawals older than `older_than`;
+    works without Redis or a worker.
 
-    `db` is the process's money path (money_path.py); finishing joins its finish batches.
-    Never received -> sent now; pending at settlement -> sent again (settlement pays at most
-    once per withdrawal id); still unknown -> left for the next run. Money is released only
-    on settlement's recorded refusal for the withdrawal (settlement_client.Outcome.REFUSED).
+    The worker's payout path, BATCH_MAX at a time: claim (PROCESSING before anything is sent,
+    rows another transaction holds are skipped, not waited for), one settlement call, one
+    finish batch on `db` (the process's money path). The payout is sent again: settlement is
+    idempotent on the withdrawal id, so it answers its record (PAID, or REFUSED: the only
+    answer that releases money) for one it has, pays one it never received, and PENDING
+    (unknown, left for the next run) for one it is paying right now.
     """
     report = ReconcileReport()
-    stuck = await statements.open_older_than(
-        db.engine, cutoff=datetime.now(UTC) - older_than, limit=limit
-    )
-    for withdrawal in stuck:
-        report.examined += 1
-        answer = await settlement_client.lookup(http, settings, withdrawal.id)
-        if answer.outcome in (Outcome.NOT_RECEIVED, Outcome.UNKNOWN):
-            # PROCESSING before the payout is sent, as the worker does: a withdrawal the bank
-            # may have paid is never left QUEUED (the audit counts that as a violation). This
-            # also counts the attempt and moves it to the back of the next run's list.
-            processing = await statements.start_processing(db.engine, withdrawal_id=withdrawal.id)
-            if processing is None:  # finished meanwhile by a request or a worker
-                report.count("ALREADY_FINAL")
-                continue
-            withdrawal = processing
-            answer = await settlement_client.pay(http, settings, withdrawal)
-        if answer.outcome in (Outcome.PAID, Outcome.REFUSED):
-            await apply_settlement_answer(db, withdrawal=withdrawal, answer=answer)
-        report.count(answer.outcome)
-        logger.info("reconciled %s: %s", withdrawal.id, answer.outcome)
+    cutoff = datetime.now(UTC) - older_than  # fixed: a claimed row is newer, never claimed again
+    while report.examined < limit:
+        size = min(settings.BATCH_MAX, limit - report.examined)
+        chunk = await statements.claim_stale(db.engine, cutoff=cutoff, limit=size)
+        outcomes = await pay_claimed(db, http=http, settings=settings, withdrawals=chunk)
+        for withdrawal, outcome in zip(chunk, outcomes, strict=True):
+            report.examined += 1
+            report.count(outcome)
+            logger.info("reconciled %s: %s", withdrawal.id, outcome)
+        if len(chunk) < size:
+            break
     return report

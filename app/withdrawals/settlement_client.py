@@ -1,6 +1,8 @@
 """The core's side of the settlement hop: one HTTP call, classified into its outcomes."""
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -114,6 +116,20 @@ async def pay(
     except httpx.HTTPError as exc:
         return _unknown(withdrawal.id, "unreachable", type(exc).__name__)
     return _read(response, withdrawal.id)
+
+
+async def pay_batch(
+    http: HopClient,
+    settings: Settings,
+    withdrawals: Sequence[WithdrawalRow],
+    *,
+    request_id: str | None = None,
+) -> list[SettlementAnswer]:
+    """One answer per withdrawal, in order; never raises for HTTP failures (each is UNKNOWN)."""
+    # Placeholder until settlement's batch endpoint: the single calls, concurrently.
+    return list(
+        await asyncio.gather(*(pay(http, settings, w, request_id=request_id) for w in withdrawals))
+    )
 
 
 async def lookup(http: HopClient, settings: Settings, withdrawal_id: UUID) -> SettlementAnswer:

@@ -6,6 +6,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.config import Settings
 
@@ -52,3 +56,19 @@ def running_worker(settings: Settings, **overrides: str) -> Iterator[subprocess.
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def batch_sizes(metrics_dir: Path, batcher: str) -> tuple[int, int]:
+    """(batches, members) of one batcher, from the Prometheus files of worker processes that
+    ran with PROMETHEUS_MULTIPROC_DIR=metrics_dir."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))
+    found = {"count": 0.0, "sum": 0.0}
+    for metric in registry.collect():
+        for sample in metric.samples:
+            if sample.labels.get("batcher") != batcher:
+                continue
+            for kind in found:
+                if sample.name == f"creditpool_batch_size_{kind}":
+                    found[kind] += sample.value
+    return int(found["count"]), int(found["sum"])

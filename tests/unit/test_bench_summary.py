@@ -137,18 +137,39 @@ def test_table_has_one_row_per_run() -> None:
     run = {
         "mode": "async",
         "users": 50,
-        "db": {"completed_per_s": 10.0, "to_success_p50_ms": 12.0, "to_success_p99_ms": 80.0},
+        "db": {
+            "completed_per_s": 10.0,
+            "to_success_p50_ms": 12.0,
+            "to_success_p99_ms": 80.0,
+            "catch_up_s": 3.4,
+        },
         "locust": {"rps": 11.0, "p50_ms": 5, "p95_ms": 9, "p99_ms": 20, "failures": 0},
-        "cpu_ms_per_withdrawal": {"total": 4.25},
+        "cpu_ms_per_withdrawal": {"total": 4.25, "worker": 1.5},
         "api_rss_peak_mb": 210.0,
         "audit_ok": True,
     }
-    lines = markdown_table([run]).splitlines()
-    assert len(lines) == 3
-    assert "| async | 50 | 10 |" in lines[2]
-    assert "12 / 80" in lines[2] and "4.25" in lines[2] and "clean" in lines[2]
+    header, _, row = markdown_table([run]).splitlines()
+    assert "| async | 50 | 10 |" in row
+    assert "clean" in row
+    # Async: 202 -> SUCCESS, seconds to finish after traffic, total and worker CPU per payout.
+    assert "202->SUCCESS p50/p99 ms | done s after traffic | CPU ms/wd | worker CPU" in header
+    assert "| 12 / 80 | 3.4 | 4.25 | 1.50 |" in row
     # A run before the yardsticks existed shows dashes, not an error.
-    assert "| 4.25 | - | - | - |" in lines[2]
+    assert "| 1.50 | - | - | - |" in row
+
+
+def test_sync_runs_show_no_async_figures() -> None:
+    run = {
+        "mode": "sync",
+        "users": 500,
+        "db": {"completed_per_s": 300.0, "catch_up_s": 0.2},
+        "locust": {"rps": 300.0, "p50_ms": 50, "p95_ms": 90, "p99_ms": 200, "failures": 0},
+        "cpu_ms_per_withdrawal": {"total": 6.0, "worker": 0.01},
+        "api_rss_peak_mb": 210.0,
+        "audit_ok": True,
+    }
+    row = markdown_table([run]).splitlines()[2]
+    assert "| - | - | 6.00 | - |" in row
 
 
 def test_table_shows_yardstick_ratios_and_batch_sizes() -> None:

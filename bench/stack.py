@@ -37,6 +37,7 @@ class Servers:
     database_url: str
     redis_url: str
     postgres: EmbeddedPostgres
+    redis: EmbeddedRedis
     # The process trees whose CPU counts as the server's: postmaster, redis-server.
     pids: dict[str, int]
 
@@ -48,10 +49,15 @@ class BenchStack:
     env: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]]
     logs: Path  # <app>.log: each process's stdout and stderr
+    commands: dict[str, list[str]]  # each process's arguments to our interpreter
 
     @property
     def pids(self) -> dict[str, int]:
         return {name: process.pid for name, process in self.processes.items()}
+
+    def restart(self, name: str) -> None:
+        """Start `name` again as it was first started, as a supervisor would after it died."""
+        self.processes[name] = _spawn(self.commands[name], self.env, self.logs / f"{name}.log")
 
     def log_offsets(self) -> dict[str, int]:
         """Where each app's log ends now (see `errors_since`)."""
@@ -118,7 +124,7 @@ def running_servers() -> Iterator[Servers]:
         redis_server.start()
         migrations.upgrade(postgres.url)
         pids = {"postgres": _postmaster_pid(postgres), "redis": _redis_pid(redis_server.url)}
-        yield Servers(root, postgres.url, redis_server.url, postgres, pids)
+        yield Servers(root, postgres.url, redis_server.url, postgres, redis_server, pids)
     finally:
         redis_server.stop()
         postgres.stop()
@@ -195,18 +201,23 @@ def running_apps(
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, args in commands.items():
-            with (logs / f"{name}.log").open("ab") as log:
-                processes[name] = subprocess.Popen(  # noqa: S603 - our interpreter, our args
-                    [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT
-                )
+            processes[name] = _spawn(args, env, logs / f"{name}.log")
         api_url = f"http://127.0.0.1:{api_port}"
         _wait_healthy(settlement_url, processes["settlement"])
         _wait_healthy(api_url, processes["api"])
         if worker:
             _wait_worker(servers.redis_url, processes["worker"])
-        yield BenchStack(api_url, settlement_url, env, processes, logs)
+        yield BenchStack(api_url, settlement_url, env, processes, logs, commands)
     finally:
+        # Those running now: a process restarted meanwhile replaced its entry.
         _stop(processes.values())
+
+
+def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(  # noqa: S603 - our interpreter, our args
+            [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 @contextmanager

@@ -85,6 +85,22 @@ class EmbeddedPostgres:
         if (self.data_dir / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop", check=False)
 
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`: sessions are cut, the server comes back with its options."""
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "60",
+            "restart",
+        )
+
     def psql(self, sql: str, database: str = "postgres") -> str:
         out = self._run(
             "psql",

@@ -29,7 +29,7 @@ from bench.chaos_faults import FaultRunner, Injector, schedule
 from bench.chaos_hostile import Target
 from bench.locust import TOKENS_KEY, run_locust
 from bench.run import APP_ENV, audit, machine, seed
-from bench.stack import BenchStack, Servers, running_apps, running_servers
+from bench.stack import BenchStack, Servers, error_kinds, running_apps, running_servers
 
 RESULTS = Path(os.environ.get("CHAOS_RESULTS_DIR") or Path(__file__).parent / "results")
 API_WORKERS = 2  # one is killed; uvicorn's supervisor must replace it
@@ -135,6 +135,7 @@ def run_mode(
         answers_dir / "hostile.jsonl",
     )
     pace = plan.async_pace_s if mode == "async" else plan.sync_pace_s
+    log_offsets = stack.log_offsets()
     _log(f"{mode} mode: {plan.users} users for {plan.run_time_s} s, with the faults")
     with FaultRunner(faults, Injector(stack, servers, hostile)) as runner:
         locust = run_locust(
@@ -161,6 +162,10 @@ def run_mode(
         "reconciler_wait_s": drain.waited_s,
         "open_after_load": drain.open_at_start,
         "audit_ok": audit(stack.env),
+        # Expected while faults are on (lost connections, a frozen hop); read them for surprises.
+        "server_error_kinds": {
+            app: error_kinds(lines) for app, lines in stack.errors_since(log_offsets).items()
+        },
     }
     figures["checks"] = chaos_report.checks(figures)
     return figures

@@ -13,12 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import psutil
 import redis
 
 from bench import chaos_hostile
-from bench.stack import BenchStack, Servers
+from bench.stack import BenchStack, Servers, wait_healthy
 
 # The fixed order: settlement is frozen while healthy (the hop must time out into unknown
 # outcomes), later killed; the hostile burst comes last, when every server is back.
@@ -33,7 +32,7 @@ KINDS = (
 )
 RESTART_AFTER_S = 3.0  # a supervisor's delay before it starts a killed process again
 FREEZE_S = 8.0  # longer than SETTLEMENT_TIMEOUT_S: the hop times out into unknown outcomes
-RECOVERY_TIMEOUT_S = 30.0
+RECOVERY_TIMEOUT_S = 30.0  # for uvicorn to replace a killed worker
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,9 @@ class Injector:
 
     def kill_settlement(self) -> dict[str, Any]:
         self._kill_and_restart("settlement")
-        return {"ok": True, "healthy_after_s": self._wait_settlement_healthy()}
+        started = time.monotonic()
+        wait_healthy(self.stack.settlement_url, self.stack.processes["settlement"])
+        return {"ok": True, "healthy_after_s": round(time.monotonic() - started, 1)}
 
     def kill_worker(self) -> dict[str, Any]:
         self._kill_and_restart("worker")
@@ -133,17 +134,6 @@ class Injector:
         process.wait()
         time.sleep(RESTART_AFTER_S)
         self.stack.restart(name)
-
-    def _wait_settlement_healthy(self) -> float:
-        started = time.monotonic()
-        while time.monotonic() - started < RECOVERY_TIMEOUT_S:
-            try:
-                if httpx.get(f"{self.stack.settlement_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        return round(time.monotonic() - started, 1)
 
 
 def _uvicorn_workers(master: psutil.Process) -> list[int]:

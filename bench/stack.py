@@ -146,7 +146,7 @@ def app_env(servers: Servers, extra_env: dict[str, str] | None = None) -> dict[s
     )
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -203,8 +203,8 @@ def running_apps(
         for name, args in commands.items():
             processes[name] = _spawn(args, env, logs / f"{name}.log")
         api_url = f"http://127.0.0.1:{api_port}"
-        _wait_healthy(settlement_url, processes["settlement"])
-        _wait_healthy(api_url, processes["api"])
+        wait_healthy(settlement_url, processes["settlement"])
+        wait_healthy(api_url, processes["api"])
         if worker:
             _wait_worker(servers.redis_url, processes["worker"])
         yield BenchStack(api_url, settlement_url, env, processes, logs, commands)
@@ -233,7 +233,7 @@ def running_trivial_app(servers: Servers, *, workers: int) -> Iterator[str]:
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, process)
+        wait_healthy(url, process)
         yield url
     finally:
         _stop([process])

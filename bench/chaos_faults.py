@@ -32,7 +32,7 @@ KINDS = (
 )
 RESTART_AFTER_S = 3.0  # a supervisor's delay before it starts a killed process again
 FREEZE_S = 8.0  # longer than SETTLEMENT_TIMEOUT_S: the hop times out into unknown outcomes
-RECOVERY_TIMEOUT_S = 30.0  # for uvicorn to replace a killed worker
+RECOVERY_TIMEOUT_S = 30.0  # for a killed process to be replaced
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,8 @@ class Injector:
         return {"ok": True}
 
     def hostile_burst(self) -> dict[str, Any]:
+        # Hostile requests are for live servers: settlement may be restarting after a kill.
+        wait_healthy(self.stack.settlement_url, None, timeout=RECOVERY_TIMEOUT_S)
         # Sent is done; whether each was refused as it must be is the report's own check.
         return {"ok": True} | chaos_hostile.burst(self.hostile)
 

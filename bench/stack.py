@@ -146,10 +146,11 @@ def app_env(servers: Servers, extra_env: dict[str, str] | None = None) -> dict[s
     )
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_healthy(url: str, process: subprocess.Popen[bytes] | None, timeout: float = 60) -> None:
+    """Until `url`/healthz answers 200; fails early if `process` (when given) has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process is not None and process.poll() is not None:
             raise RuntimeError(f"{url}: the process exited with {process.returncode}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:

@@ -7,6 +7,7 @@ whose stdout (one JSON line per request) goes to log files, as it would to a col
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -81,6 +82,9 @@ def _is_error(line: str) -> bool:
     return '"level":"ERROR"' in line or '"level":"CRITICAL"' in line or line.startswith("ERROR:")
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def error_kinds(lines: list[str]) -> dict[str, int]:
     """Error lines grouped by what went wrong: a JSON line's message and the last line of
     its traceback (the exception), or a plain line as it is."""
@@ -100,7 +104,8 @@ def error_kinds(lines: list[str]) -> dict[str, int]:
             kind = f"{record.get('msg')}: {exc[-1]}" if exc else str(record.get("msg"))
         else:
             kind = line.strip()
-        kinds[kind[:300]] = kinds.get(kind[:300], 0) + 1
+        kind = _UUID.sub("<id>", kind)[:300]  # one kind, whichever withdrawal it names
+        kinds[kind] = kinds.get(kind, 0) + 1
     return kinds
 
 

@@ -13,6 +13,7 @@ from bench.chaos_report import (
     summarise,
     undocumented_errors,
 )
+from bench.stack import error_kinds
 
 PAID = Final("w-paid", "k-paid", "SUCCESS")
 REFUSED = Final("w-refused", "k-refused", "FAILED")
@@ -142,3 +143,11 @@ def test_a_seed_gives_its_own_reproducible_schedule_within_the_run() -> None:
     assert seeded != schedule(90, 8) and seeded != schedule(90, None)
     assert sorted(f.kind for f in seeded) == sorted(KINDS)
     assert all(0 < f.at_s < 90 for f in seeded)
+
+
+def test_error_lines_naming_different_withdrawals_are_one_kind() -> None:
+    lines = [
+        f'{{"level":"ERROR","msg":"settlement outcome unknown for {wid}: unreachable"}}'
+        for wid in ("43318248-c542-45f8-998c-067de7bab974", "53318248-c542-45f8-998c-067de7bab975")
+    ]
+    assert error_kinds(lines) == {"settlement outcome unknown for <id>: unreachable": 2}

@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from bench import chaos_report, dbstats
-from bench.chaos_faults import FaultRunner, Injector, schedule
+from bench.chaos_faults import Fault, FaultRunner, Injector, schedule
 from bench.chaos_hostile import Target
 from bench.locust import TOKENS_KEY, run_locust
 from bench.run import APP_ENV, audit, machine, seed
@@ -63,9 +63,11 @@ class Plan:
 
 
 FULL = Plan(merchants=1000, users=200, run_time_s=90, sync_pace_s=0, async_pace_s=6.0)
-_STARTED = time.monotonic()
 # Paced in both modes: the reconciler's catch-up, not the load, sets how long the test takes.
 SHORT = Plan(merchants=40, users=20, run_time_s=16, sync_pace_s=0.5, async_pace_s=0.5)
+
+
+_STARTED = time.monotonic()
 
 
 def _log(message: str) -> None:
@@ -122,7 +124,7 @@ def main() -> int:
 
 
 def run_mode(
-    stack: BenchStack, servers: Servers, *, plan: Plan, mode: str, faults: list[Any]
+    stack: BenchStack, servers: Servers, *, plan: Plan, mode: str, faults: list[Fault]
 ) -> dict[str, Any]:
     _log(f"{mode} mode: apps up, seeding {plan.merchants} merchants")
     seed(stack.env, merchants_count=plan.merchants)

@@ -156,7 +156,7 @@ COLUMNS = (
     "mode",
     "requests",
     "2xx / 4xx / 5xx / none",
-    "5xx (undocumented)",
+    "5xx (undocumented errors)",
     "accepted",
     "finished",
     "still open",

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format migrate clean bench system-deps
+.PHONY: install run test lint format migrate clean bench chaos system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -26,6 +26,12 @@ test: $(STAMP) system-deps
 ## prints the table and writes bench/results/<timestamp>.json; fails unless the audit is clean.
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+## Faults under load (kills, a frozen settlement, PostgreSQL and Redis restarts, hostile
+## requests), sync then async, 90 s each (under 10 minutes); fails if anything is lost or
+## contradicted; writes bench/results/chaos-<timestamp>.json. CHAOS_SEED=N shuffles the faults.
+chaos: $(STAMP)
+	ENVIRONMENT=dev $(PY) -m bench.chaos
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

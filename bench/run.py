@@ -79,9 +79,9 @@ def app_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
     )
 
 
-def seed(env: dict[str, str]) -> None:
-    """Fresh merchants m1..m1000 (earlier money records cleared) and their tokens in Redis."""
-    merchants = str(MERCHANTS)
+def seed(env: dict[str, str], *, merchants_count: int = MERCHANTS) -> None:
+    """Fresh merchants m1..mN (earlier money records cleared) and their tokens in Redis."""
+    merchants = str(merchants_count)
     # The load-test kit refuses production mode; the secrets (so the tokens) stay the apps'.
     env = env | {"ENVIRONMENT": "test"}
     for args in (

@@ -7,6 +7,7 @@ whose stdout (one JSON line per request) goes to log files, as it would to a col
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -37,6 +38,7 @@ class Servers:
     database_url: str
     redis_url: str
     postgres: EmbeddedPostgres
+    redis: EmbeddedRedis
     # The process trees whose CPU counts as the server's: postmaster, redis-server.
     pids: dict[str, int]
 
@@ -48,10 +50,15 @@ class BenchStack:
     env: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]]
     logs: Path  # <app>.log: each process's stdout and stderr
+    commands: dict[str, list[str]]  # each process's arguments to our interpreter
 
     @property
     def pids(self) -> dict[str, int]:
         return {name: process.pid for name, process in self.processes.items()}
+
+    def restart(self, name: str) -> None:
+        """Start `name` again as it was first started, as a supervisor would after it died."""
+        self.processes[name] = _spawn(self.commands[name], self.env, self.logs / f"{name}.log")
 
     def log_offsets(self) -> dict[str, int]:
         """Where each app's log ends now (see `errors_since`)."""
@@ -75,6 +82,9 @@ def _is_error(line: str) -> bool:
     return '"level":"ERROR"' in line or '"level":"CRITICAL"' in line or line.startswith("ERROR:")
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def error_kinds(lines: list[str]) -> dict[str, int]:
     """Error lines grouped by what went wrong: a JSON line's message and the last line of
     its traceback (the exception), or a plain line as it is."""
@@ -94,7 +104,8 @@ def error_kinds(lines: list[str]) -> dict[str, int]:
             kind = f"{record.get('msg')}: {exc[-1]}" if exc else str(record.get("msg"))
         else:
             kind = line.strip()
-        kinds[kind[:300]] = kinds.get(kind[:300], 0) + 1
+        kind = _UUID.sub("<id>", kind)[:300]  # one kind, whichever withdrawal it names
+        kinds[kind] = kinds.get(kind, 0) + 1
     return kinds
 
 
@@ -118,7 +129,7 @@ def running_servers() -> Iterator[Servers]:
         redis_server.start()
         migrations.upgrade(postgres.url)
         pids = {"postgres": _postmaster_pid(postgres), "redis": _redis_pid(redis_server.url)}
-        yield Servers(root, postgres.url, redis_server.url, postgres, pids)
+        yield Servers(root, postgres.url, redis_server.url, postgres, redis_server, pids)
     finally:
         redis_server.stop()
         postgres.stop()
@@ -140,10 +151,11 @@ def app_env(servers: Servers, extra_env: dict[str, str] | None = None) -> dict[s
     )
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_healthy(url: str, process: subprocess.Popen[bytes] | None, timeout: float = 60) -> None:
+    """Until `url`/healthz answers 200; fails early if `process` (when given) has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process is not None and process.poll() is not None:
             raise RuntimeError(f"{url}: the process exited with {process.returncode}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
@@ -195,18 +207,23 @@ def running_apps(
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, args in commands.items():
-            with (logs / f"{name}.log").open("ab") as log:
-                processes[name] = subprocess.Popen(  # noqa: S603 - our interpreter, our args
-                    [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT
-                )
+            processes[name] = _spawn(args, env, logs / f"{name}.log")
         api_url = f"http://127.0.0.1:{api_port}"
-        _wait_healthy(settlement_url, processes["settlement"])
-        _wait_healthy(api_url, processes["api"])
+        wait_healthy(settlement_url, processes["settlement"])
+        wait_healthy(api_url, processes["api"])
         if worker:
             _wait_worker(servers.redis_url, processes["worker"])
-        yield BenchStack(api_url, settlement_url, env, processes, logs)
+        yield BenchStack(api_url, settlement_url, env, processes, logs, commands)
     finally:
+        # Those running now: a process restarted meanwhile replaced its entry.
         _stop(processes.values())
+
+
+def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(  # noqa: S603 - our interpreter, our args
+            [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 @contextmanager
@@ -222,7 +239,7 @@ def running_trivial_app(servers: Servers, *, workers: int) -> Iterator[str]:
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, process)
+        wait_healthy(url, process)
         yield url
     finally:
         _stop([process])

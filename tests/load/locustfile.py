@@ -6,14 +6,20 @@
 
 Environment (the seed's names): TARGET_HOST (default http://127.0.0.1:8000), REDIS_URL,
 TOKENS_KEY (default locust:tokens), N_TOKENS (tokens to use, default all in the list),
-WITHDRAW_AMOUNT (default 1.00), REQ_TIMEOUT (seconds, default 10; connect and read).
+WITHDRAW_AMOUNT (default 1.00), REQ_TIMEOUT (seconds, default 10; connect and read),
+USER_PACE_S (each user starts a withdrawal at most every this many seconds; default 0: at once),
+ANSWERS_DIR (when set, each Locust process appends one JSON line per answer to
+answers-<pid>.jsonl there: what the merchant was told, for `make chaos` to check).
 """
 
+import json
 import os
 import uuid
+from pathlib import Path
+from typing import Any
 
 import redis
-from locust import FastHttpUser, constant, task
+from locust import FastHttpUser, constant, constant_pacing, task
 
 TARGET_HOST = os.environ.get("TARGET_HOST", "http://127.0.0.1:8000")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:56379/0")
@@ -21,8 +27,16 @@ TOKENS_KEY = os.environ.get("TOKENS_KEY", "locust:tokens")
 N_TOKENS = int(os.environ.get("N_TOKENS", "0"))
 WITHDRAW_AMOUNT = os.environ.get("WITHDRAW_AMOUNT", "1.00")
 REQ_TIMEOUT = float(os.environ.get("REQ_TIMEOUT", "10"))
+USER_PACE_S = float(os.environ.get("USER_PACE_S", "0"))
+ANSWERS_DIR = os.environ.get("ANSWERS_DIR")
 
 _tokens = redis.Redis.from_url(REDIS_URL)
+# Line-buffered: every answer is on disk even if Locust is stopped abruptly.
+_answers = (
+    (Path(ANSWERS_DIR) / f"answers-{os.getpid()}.jsonl").open("a", buffering=1)
+    if ANSWERS_DIR
+    else None
+)
 
 
 def _next_token() -> str:
@@ -39,7 +53,7 @@ def _next_token() -> str:
 
 class Merchant(FastHttpUser):
     host = TARGET_HOST
-    wait_time = constant(0)
+    wait_time = constant_pacing(USER_PACE_S) if USER_PACE_S > 0 else constant(0)
     # REQ_TIMEOUT really bounds each request: connecting and waiting for the answer.
     connection_timeout = REQ_TIMEOUT
     network_timeout = REQ_TIMEOUT
@@ -57,15 +71,36 @@ class Merchant(FastHttpUser):
             name="POST /api/v1/withdrawals",
             catch_response=True,
         ) as response:
+            if _answers is not None:
+                _answers.write(json.dumps(_answer(headers["Idempotency-Key"], response)) + "\n")
             if response.status_code in (200, 202):
                 response.success()
             else:
                 response.failure(f"{response.status_code} {_problem_code(response)}")
 
 
-def _problem_code(response: object) -> str | None:
+def _body(response: Any) -> dict[str, Any]:
     try:
-        body = response.json()  # type: ignore[attr-defined]
+        body = response.json()
     except Exception:  # a proxy's HTML error page, a reset connection: no problem+json
-        return None
-    return body.get("code") if isinstance(body, dict) else None
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _problem_code(response: object) -> str | None:
+    return _body(response).get("code")
+
+
+def _answer(key: str, response: Any) -> dict[str, Any]:
+    """What the merchant saw (status 0: no answer, e.g. a timeout or a reset connection)."""
+    body = _body(response)
+    content_type = (response.headers or {}).get("content-type") if response.status_code else None
+    return {
+        "key": key,
+        "http": response.status_code,
+        "content_type": content_type,
+        # A withdrawal's status; a refusal's problem body carries it as withdrawal_status.
+        "status": body.get("status" if response.status_code < 300 else "withdrawal_status"),
+        "withdrawal_id": body.get("withdrawal_id"),
+        "code": body.get("code"),
+    }

@@ -65,25 +65,23 @@ class EmbeddedPostgres:
         if self._is_running():
             # A leftover from a run that was killed: take it down and start with our settings.
             self.stop()
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self.data_dir),
-            "-l",
-            str(self.log_file),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            self._server_options(),
-            "start",
-        )
+        self._pg_ctl("-o", self._server_options(), "start")
         wait_for_port("127.0.0.1", self.port, timeout=30)
         self._ensure_database()
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop", check=False)
+
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`: sessions are cut, the server comes back with its options."""
+        self._pg_ctl("-m", "fast", "restart")
+
+    def _pg_ctl(self, *args: str) -> None:
+        """pg_ctl on our cluster, logging to our file, waiting (60 s at most) until it is done."""
+        self._run(
+            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60", *args
+        )
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         out = self._run(

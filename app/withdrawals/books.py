@@ -14,28 +14,19 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    bindparam,
-    column,
     func,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db import unnest
 from app.models import IdempotencyKey, MerchantCredit
 
 _keys = cast(Table, IdempotencyKey.__table__)
 _credits = cast(Table, MerchantCredit.__table__)
 
 KeyAnswer = tuple[tuple[int, str], int, dict[str, Any], UUID | None]
-
-
-def unnest(*columns: tuple[str, str, Any]) -> Any:
-    """A derived table `d` of parallel arrays, one bound parameter each: (parameter, column,
-    type). Its statement has one shape whatever the batch's size, so it is compiled once."""
-    arrays = [bindparam(parameter, type_=ARRAY(kind)) for parameter, _, kind in columns]
-    names = [column(name, kind) for _, name, kind in columns]
-    return func.unnest(*arrays).table_valued(*names).render_derived(name="d")
 
 
 _delta = unnest(("merchant_ids", "merchant_id", BigInteger), ("deltas", "delta", Numeric(18, 2)))

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy import bindparam, column, func
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -111,3 +113,11 @@ async def money_transaction(session: AsyncSession) -> AsyncIterator[None]:
         raise
     async with money_statement():
         await transaction.commit()
+
+
+def unnest(*columns: tuple[str, str, Any]) -> Any:
+    """A derived table `d` of parallel arrays, one bound parameter each: (parameter, column,
+    type). Its statement has one shape whatever the batch's size, so it is compiled once."""
+    arrays = [bindparam(parameter, type_=ARRAY(kind)) for parameter, _, kind in columns]
+    names = [column(name, kind) for _, name, kind in columns]
+    return func.unnest(*arrays).table_valued(*names).render_derived(name="d")

@@ -23,7 +23,7 @@ from app.redis import create_arq, create_redis
 from app.requestlog.router import router as requestlog_router
 from app.withdrawals.money_path import create_money_path
 from app.withdrawals.router import router as withdrawals_router
-from app.withdrawals.settlement_client import create_http_client
+from app.withdrawals.settlement_client import create_http_client, create_settler
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # One pooled client for the settlement hop; its timeout bounds how long a merchant
         # waits before getting 202 PROCESSING.
         app.state.http = create_http_client(settings)
+        # Sync mode's hop: concurrent requests' payouts go to settlement in one batch call.
+        app.state.settler = create_settler(app.state.http, settings)
         # Lazy: a Redis outage must not stop the api; queued payouts wait for the sweeper.
         app.state.arq = create_arq(settings) if settings.ASYNC_SETTLEMENT else None
         try:
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 tune_gc()
                 yield
         finally:
+            await app.state.settler.aclose()  # drain: its members' calls need the http client
             await app.state.http.aclose()
             if app.state.arq is not None:
                 await app.state.arq.aclose()

@@ -8,15 +8,17 @@ payout whose outcome it never recorded (a crash or a transient failure mid-call)
 import asyncio
 import random
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, cast
 from uuid import UUID
 
-from sqlalchemy import RowMapping, Table, bindparam, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Numeric, RowMapping, String, Table, Uuid, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db import unnest
 from app.models.settlement import PayoutStatus, SettlementBankTransfer
 from app.settlement.repository import autocommit
 
@@ -26,28 +28,45 @@ ACCOUNT_REJECTED = "ACCOUNT_REJECTED"
 
 _transfers = cast(Table, SettlementBankTransfer.__table__)
 _TRANSFER = (
+    _transfers.c.reference,
     _transfers.c.amount,
     _transfers.c.account,
     _transfers.c.status,
     _transfers.c.bank_reference,
     _transfers.c.failure_code,
 )
-# Built once, executed with a dict of values, on AUTOCOMMIT connections (as in
-# app/settlement/repository.py).
-_INSERT_TRANSFER = (
+# Built once, executed with arrays, on AUTOCOMMIT connections (as in
+# app/settlement/repository.py). Inserted in reference order, so two batches with common
+# references wait on each other's uncommitted rows in one order and never deadlock.
+_proposed = unnest(
+    ("refs", "reference", Uuid),
+    ("to_amounts", "amount", Numeric(18, 2)),
+    ("to_accounts", "account", String),
+    ("outcomes", "status", String),
+    ("outcome_references", "bank_reference", String),
+    ("outcome_failures", "failure_code", String),
+)
+_INSERT_TRANSFERS = (
     insert(_transfers)
-    .values(
-        reference=bindparam("ref"),
-        amount=bindparam("to_amount"),
-        account=bindparam("to_account"),
-        status=bindparam("outcome"),
-        bank_reference=bindparam("outcome_reference"),
-        failure_code=bindparam("outcome_failure"),
+    .from_select(
+        [column.name for column in _TRANSFER],
+        select(*(_proposed.c[column.name] for column in _TRANSFER)).order_by(_proposed.c.reference),
     )
     .on_conflict_do_nothing(index_elements=[_transfers.c.reference])
     .returning(*_TRANSFER)
 )
-_GET_TRANSFER = select(*_TRANSFER).where(_transfers.c.reference == bindparam("ref"))
+_GET_TRANSFERS = select(*_TRANSFER).where(
+    _transfers.c.reference == func.any(bindparam("refs", type_=ARRAY(Uuid)))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One transfer asked of the bank; `reference` is its idempotency key."""
+
+    reference: UUID
+    amount: Decimal
+    account: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +87,17 @@ class BankReferenceConflict(Exception):
 
 
 class Bank(Protocol):
-    async def pay(self, *, reference: UUID, amount: Decimal, account: str) -> BankResult:
-        """Transfer `amount` to `account` once per `reference`; raise BankUnavailable if unsure."""
+    async def pay_batch(self, transfers: Sequence[Transfer]) -> list[BankResult | BankUnavailable]:
+        """Make each transfer once per reference; one answer per transfer, in order:
+        its result, or BankUnavailable where the bank's outcome is unknown."""
         ...
 
 
 class SimulatedBank:
     """A bank that keeps its transfers in `settlement_bank_transfers`, idempotent on reference.
 
-    `latency_ms` simulates the network round trip; `failure_rate` (0..1) is the fraction of
-    calls that raise BankUnavailable before anything is recorded, for failure injection.
+    `latency_ms` simulates the network round trip, once per call; `failure_rate` (0..1) is the
+    fraction of transfers answered BankUnavailable with nothing recorded, for failure injection.
     """
 
     def __init__(self, engine: AsyncEngine, *, latency_ms: int = 0, failure_rate: float = 0.0):
@@ -86,46 +106,63 @@ class SimulatedBank:
         self._failure_rate = failure_rate
 
     async def pay(self, *, reference: UUID, amount: Decimal, account: str) -> BankResult:
-        """Transfer once per reference and return the stored result of that one transfer."""
+        """One transfer (pay_batch of one); raises BankUnavailable if the outcome is unknown."""
+        [result] = await self.pay_batch([Transfer(reference, amount, account)])
+        if isinstance(result, BankUnavailable):
+            raise result
+        return result
+
+    async def pay_batch(self, transfers: Sequence[Transfer]) -> list[BankResult | BankUnavailable]:
+        """Transfer each once per reference and answer the stored result of that one transfer."""
         if self._latency_s > 0:
             # The caller holds no transaction here, so latency never holds a row lock.
             await asyncio.sleep(self._latency_s)
         # Failure injection only; not security-sensitive randomness.
-        if random.random() < self._failure_rate:  # noqa: S311
-            raise BankUnavailable("simulated transient bank failure")
+        sent = [t for t in transfers if random.random() >= self._failure_rate]  # noqa: S311
+        stored = await self._transfer_once(sent) if sent else {}
+        results: list[BankResult | BankUnavailable] = []
+        for transfer in transfers:
+            row = stored.get(transfer.reference)
+            if row is None:
+                results.append(BankUnavailable("simulated transient bank failure"))
+                continue
+            if row["amount"] != transfer.amount or row["account"] != transfer.account:
+                raise BankReferenceConflict(
+                    f"reference {transfer.reference} was used for another transfer"
+                )
+            results.append(
+                BankResult(PayoutStatus(row["status"]), row["bank_reference"], row["failure_code"])
+            )
+        return results
 
-        if account.startswith(REJECTED_ACCOUNT_PREFIX):
-            proposed = BankResult(PayoutStatus.REFUSED, failure_code=ACCOUNT_REJECTED)
-        else:
-            proposed = BankResult(PayoutStatus.PAID, f"BNK-{secrets.token_hex(8).upper()}")
-
-        stored = await self._transfer_once(reference, amount, account, proposed)
-        if stored["amount"] != amount or stored["account"] != account:
-            raise BankReferenceConflict(f"reference {reference} was used for another transfer")
-        return BankResult(
-            PayoutStatus(stored["status"]), stored["bank_reference"], stored["failure_code"]
-        )
-
-    async def _transfer_once(
-        self, reference: UUID, amount: Decimal, account: str, proposed: BankResult
-    ) -> RowMapping:
-        # Each statement is its own transaction: the transfer is durable as its INSERT returns.
-        # Concurrent calls with one reference race here: the primary key lets exactly one
-        # insert win (the others wait for it to commit, then insert nothing).
+    async def _transfer_once(self, transfers: Sequence[Transfer]) -> dict[UUID, RowMapping]:
+        proposed = sorted(transfers, key=lambda transfer: transfer.reference)
+        outcomes = [_propose(transfer.account) for transfer in proposed]
+        # Each statement is its own transaction: the transfers are durable as the INSERT
+        # returns. Concurrent calls with one reference race here: the primary key lets exactly
+        # one insert win (the others wait for it to commit, then insert nothing).
         async with autocommit(self._engine) as conn:
             inserted = await conn.execute(
-                _INSERT_TRANSFER,
+                _INSERT_TRANSFERS,
                 {
-                    "ref": reference,
-                    "to_amount": amount,
-                    "to_account": account,
-                    "outcome": proposed.status.value,
-                    "outcome_reference": proposed.bank_reference,
-                    "outcome_failure": proposed.failure_code,
+                    "refs": [transfer.reference for transfer in proposed],
+                    "to_amounts": [transfer.amount for transfer in proposed],
+                    "to_accounts": [transfer.account for transfer in proposed],
+                    "outcomes": [outcome.status.value for outcome in outcomes],
+                    "outcome_references": [outcome.bank_reference for outcome in outcomes],
+                    "outcome_failures": [outcome.failure_code for outcome in outcomes],
                 },
             )
-            row = inserted.mappings().one_or_none()
-            if row is not None:
-                return row
-            # A separate statement, so a new READ COMMITTED snapshot: it sees the winner.
-            return (await conn.execute(_GET_TRANSFER, {"ref": reference})).mappings().one()
+            stored = {row["reference"]: row for row in inserted.mappings()}
+            earlier = [t.reference for t in proposed if t.reference not in stored]
+            if earlier:
+                # A separate statement, so a new READ COMMITTED snapshot: it sees the winners.
+                found = await conn.execute(_GET_TRANSFERS, {"refs": earlier})
+                stored |= {row["reference"]: row for row in found.mappings()}
+        return stored
+
+
+def _propose(account: str) -> BankResult:
+    if account.startswith(REJECTED_ACCOUNT_PREFIX):
+        return BankResult(PayoutStatus.REFUSED, failure_code=ACCOUNT_REJECTED)
+    return BankResult(PayoutStatus.PAID, f"BNK-{secrets.token_hex(8).upper()}")

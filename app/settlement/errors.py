@@ -22,3 +22,7 @@ class PayoutNotFound(NotFound):
 
 class BankUnavailableError(ServiceUnavailable):
     code, title = "BANK_UNAVAILABLE", "Bank unavailable"
+
+
+class BatchTooLarge(AppError):
+    status, code, title = 422, "BATCH_TOO_LARGE", "Too many orders in one batch"

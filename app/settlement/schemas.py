@@ -2,15 +2,15 @@
 
 import math
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from app.bank_accounts import BankAccount
 from app.models.settlement import PayoutStatus
 from app.money import Amount, MoneyOut
-from app.settlement.repository import Payout
+from app.settlement.repository import Order, Payout
 
 
 def _whole_number(value: Any) -> Any:
@@ -36,6 +36,31 @@ class WithdrawRequest(BaseModel):
     amount: Amount
     account: BankAccount
 
+    def order(self) -> Order:
+        return Order(
+            withdrawal_id=self.withdrawal_id,
+            merchant_id=self.merchant_id,
+            account_id=self.account_id,
+            amount=self.amount,
+            bank_account=self.account,
+        )
+
+
+class WithdrawBatchRequest(BaseModel):
+    """Payout orders for distinct withdrawals, at most `BATCH_MAX` (a setting) of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    orders: list[WithdrawRequest] = Field(min_length=1)
+
+    @field_validator("orders")
+    @classmethod
+    def _distinct_withdrawals(cls, orders: list[WithdrawRequest]) -> list[WithdrawRequest]:
+        # Each order is one withdrawal's only answer in the batch: a repeated id has no place.
+        if len({order.withdrawal_id for order in orders}) != len(orders):
+            raise ValueError("each order must be for a different withdrawal_id")
+        return orders
+
 
 class PayoutOut(BaseModel):
     """A payout's state: PAID, REFUSED, or PENDING (POST answers that one with 202).
@@ -60,3 +85,20 @@ class PayoutOut(BaseModel):
             bank_reference=payout.bank_reference,
             failure_code=payout.failure_code,
         )
+
+
+class PayoutError(BaseModel):
+    """Why one order of a batch got no payout state: the order differs from the first one
+    received for its withdrawal (PAYOUT_MISMATCH), or the bank did not answer for it
+    (BANK_UNAVAILABLE: the payout is PENDING; send it again). Never a refusal."""
+
+    withdrawal_id: UUID
+    status: Literal["ERROR"] = "ERROR"
+    code: Literal["PAYOUT_MISMATCH", "BANK_UNAVAILABLE"]
+    detail: str
+
+
+class WithdrawBatchOut(BaseModel):
+    """One result per order, in the order sent."""
+
+    results: list[PayoutOut | PayoutError]

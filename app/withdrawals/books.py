@@ -14,17 +14,16 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    bindparam,
-    column,
     func,
     insert,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import CTE
 
+from app.db import unnest
 from app.models import IdempotencyKey, LedgerEntry, MerchantCredit
 
 _keys = cast(Table, IdempotencyKey.__table__)
@@ -32,14 +31,6 @@ _entries = cast(Table, LedgerEntry.__table__)
 _credits = cast(Table, MerchantCredit.__table__)
 
 KeyAnswer = tuple[tuple[int, str], int, dict[str, Any], UUID | None]
-
-
-def unnest(*columns: tuple[str, str, Any]) -> Any:
-    """A derived table `d` of parallel arrays, one bound parameter each: (parameter, column,
-    type). Its statement has one shape whatever the batch's size, so it is compiled once."""
-    arrays = [bindparam(parameter, type_=ARRAY(kind)) for parameter, _, kind in columns]
-    names = [column(name, kind) for _, name, kind in columns]
-    return func.unnest(*arrays).table_valued(*names).render_derived(name="d")
 
 
 # Parameter names are unique across both statements: transaction 1 runs them as parts of one.

@@ -68,7 +68,7 @@ async def create_withdrawal(
     request.state.idempotency_key = key
     answer = await service.create_withdrawal(
         request.app.state.money,
-        http=request.app.state.http,
+        settler=request.app.state.settler,
         arq=request.app.state.arq,
         settings=request.app.state.settings,
         merchant_id=caller.merchant_id,

@@ -27,7 +27,6 @@ from app.idempotency.service import Replay, fingerprint
 from app.models import WithdrawalStatus
 from app.money import format_amount
 from app.observability.events import money_event
-from app.withdrawals import settlement_client
 from app.withdrawals.answers import Answer, answer_for, pending_body, success_body
 from app.withdrawals.decide import ReserveRequest
 from app.withdrawals.errors import (
@@ -39,8 +38,7 @@ from app.withdrawals.finish import FinishRequest
 from app.withdrawals.money_path import MoneyPath
 from app.withdrawals.queue import enqueue_payout
 from app.withdrawals.repository import WithdrawalRow
-from app.withdrawals.settlement_client import Outcome, SettlementAnswer
-from app.withdrawals.settlement_http import HopClient
+from app.withdrawals.settlement_client import Outcome, SettlementAnswer, Settler, SettleRequest
 
 logger = logging.getLogger("app.withdrawals")
 
@@ -127,7 +125,7 @@ async def apply_settlement_answer(
 async def create_withdrawal(
     db: MoneyPath,
     *,
-    http: HopClient,
+    settler: Settler,
     arq: ArqRedis | None,
     settings: Settings,
     merchant_id: int,
@@ -138,9 +136,10 @@ async def create_withdrawal(
 ) -> Answer:
     """Reserve, then pay now (sync) or queue the payout (async); or replay the key's answer.
 
-    `db` is the process's money path: each step below joins the next batch of its kind
-    (app/batching.py), and no transaction or lock is held during the settlement call. Sync
-    and async differ only in who makes that call: this request, or a worker.
+    `db` is the process's money path and `settler` its settle batcher: each step below joins
+    the next batch of its kind (app/batching.py), and no transaction or lock is held during
+    the settlement call. Sync and async differ only in who makes that call: this request's
+    settle batch, or a worker.
     """
     if amount > settings.MAX_WITHDRAWAL_AMOUNT:
         # Refused before transaction 1: nothing is stored on the key.
@@ -168,7 +167,7 @@ async def create_withdrawal(
         # Committed first: if this enqueue is lost, the QUEUED row is what the sweeper finds.
         await enqueue_payout(arq, reserved.id)
         return answer_for(reserved)
-    answer = await settlement_client.pay(http, settings, reserved, request_id=request_id)
+    answer = await settler.submit(SettleRequest(reserved, request_id))
     try:
         return await apply_settlement_answer(db, withdrawal=reserved, answer=answer)
     except (*DATABASE_ERRORS, OSError, DatabaseBusy, OutcomeUnknown) as exc:

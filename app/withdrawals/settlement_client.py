@@ -1,6 +1,9 @@
-"""The core's side of the settlement hop: one HTTP call, classified into its outcomes."""
+"""The core's side of the settlement hop: HTTP calls, classified into their outcomes.
 
-import asyncio
+`pay_batch` sends many withdrawals in one call (the api's `settle` batcher, the worker);
+`pay` and `lookup` are the single calls (the reconciler).
+"""
+
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +13,7 @@ from uuid import UUID
 
 import httpx
 
+from app.batching import Batcher
 from app.config import Settings
 from app.money import format_amount
 from app.observability.http import SettlementTimingTransport
@@ -75,13 +79,26 @@ def _unknown(withdrawal_id: UUID, reason: str, detail: object = "") -> Settlemen
     return SettlementAnswer(Outcome.UNKNOWN)
 
 
+def _unknown_all(
+    withdrawals: Sequence[WithdrawalRow], reason: str, detail: object = ""
+) -> list[SettlementAnswer]:
+    # A batch call that failed as a whole: each member counted, the call logged once.
+    SETTLEMENT_UNKNOWN_OUTCOMES.labels(reason).inc(len(withdrawals))
+    ids = ", ".join(str(withdrawal.id) for withdrawal in withdrawals)
+    logger.error("settlement outcome unknown for %s: %s %s", ids, reason, detail)
+    return [SettlementAnswer(Outcome.UNKNOWN) for _ in withdrawals]
+
+
 def _read(response: httpx.Response, withdrawal_id: UUID) -> SettlementAnswer:
     # Only settlement's own record of this withdrawal decides anything. A 422, 401/403 or 409
     # says one request failed, not that the payout was refused: on a re-drive settlement may
     # already hold it PENDING or PAID, so releasing the money then could pay it *and* free it.
     if response.status_code not in (200, 202):
         return _unknown(withdrawal_id, f"http_{response.status_code}", _json(response).get("code"))
-    body = _json(response)
+    return _read_payout(_json(response), withdrawal_id)
+
+
+def _read_payout(body: dict[str, Any], withdrawal_id: UUID) -> SettlementAnswer:
     if body.get("withdrawal_id") != str(withdrawal_id):
         return _unknown(withdrawal_id, "other_withdrawal", body.get("withdrawal_id"))
     status = body.get("status")
@@ -94,6 +111,29 @@ def _read(response: httpx.Response, withdrawal_id: UUID) -> SettlementAnswer:
     return _unknown(withdrawal_id, "unreadable", status)
 
 
+# A batch's item errors are that order's failed request, never a refusal (as in _read).
+_ITEM_ERRORS = {"PAYOUT_MISMATCH": "payout_mismatch", "BANK_UNAVAILABLE": "bank_unavailable"}
+
+
+def _read_item(item: object, withdrawal_id: UUID) -> SettlementAnswer:
+    if not isinstance(item, dict):
+        return _unknown(withdrawal_id, "missing", type(item).__name__)
+    if item.get("status") == "ERROR" and item.get("withdrawal_id") == str(withdrawal_id):
+        code = item.get("code")
+        return _unknown(withdrawal_id, _ITEM_ERRORS.get(str(code), "item_error"), code)
+    return _read_payout(item, withdrawal_id)
+
+
+def _order(withdrawal: WithdrawalRow) -> dict[str, Any]:
+    return {
+        "withdrawal_id": str(withdrawal.id),
+        "merchant_id": withdrawal.merchant_id,
+        "account_id": str(withdrawal.account_id),
+        "amount": format_amount(withdrawal.amount),
+        "account": withdrawal.bank_account,
+    }
+
+
 async def pay(
     http: HopClient,
     settings: Settings,
@@ -102,34 +142,13 @@ async def pay(
     request_id: str | None = None,
 ) -> SettlementAnswer:
     """Ask settlement to pay; safe to repeat, settlement is idempotent on the withdrawal id."""
-    payload = {
-        "withdrawal_id": str(withdrawal.id),
-        "merchant_id": withdrawal.merchant_id,
-        "account_id": str(withdrawal.account_id),
-        "amount": format_amount(withdrawal.amount),
-        "account": withdrawal.bank_account,
-    }
     try:
         response = await http.post(
-            settings.SETTLEMENT_URL, json=payload, headers=_headers(settings, request_id)
+            settings.SETTLEMENT_URL, json=_order(withdrawal), headers=_headers(settings, request_id)
         )
     except httpx.HTTPError as exc:
         return _unknown(withdrawal.id, "unreachable", type(exc).__name__)
     return _read(response, withdrawal.id)
-
-
-async def pay_batch(
-    http: HopClient,
-    settings: Settings,
-    withdrawals: Sequence[WithdrawalRow],
-    *,
-    request_id: str | None = None,
-) -> list[SettlementAnswer]:
-    """One answer per withdrawal, in order; never raises for HTTP failures (each is UNKNOWN)."""
-    # Placeholder until settlement's batch endpoint: the single calls, concurrently.
-    return list(
-        await asyncio.gather(*(pay(http, settings, w, request_id=request_id) for w in withdrawals))
-    )
 
 
 async def lookup(http: HopClient, settings: Settings, withdrawal_id: UUID) -> SettlementAnswer:
@@ -143,3 +162,59 @@ async def lookup(http: HopClient, settings: Settings, withdrawal_id: UUID) -> Se
     if response.status_code == 404 and _json(response).get("code") == "PAYOUT_NOT_FOUND":
         return SettlementAnswer(Outcome.NOT_RECEIVED)
     return _read(response, withdrawal_id)
+
+
+async def pay_batch(
+    http: HopClient,
+    settings: Settings,
+    withdrawals: Sequence[WithdrawalRow],
+    *,
+    request_id: str | None = None,
+) -> list[SettlementAnswer]:
+    """Ask settlement to pay each withdrawal, in one call; one answer per withdrawal, in order.
+
+    Safe to repeat, as `pay`. Never raises for an HTTP failure: a call that times out, fails
+    or answers anything but 200 is an unknown outcome for every member, and so is an item
+    that is not settlement's recorded PAID or REFUSED for that withdrawal.
+    """
+    if not withdrawals:
+        return []
+    url = f"{settings.SETTLEMENT_URL}/batch"
+    body = {"orders": [_order(withdrawal) for withdrawal in withdrawals]}
+    try:
+        response = await http.post(url, json=body, headers=_headers(settings, request_id))
+    except httpx.HTTPError as exc:
+        return _unknown_all(withdrawals, "unreachable", type(exc).__name__)
+    if response.status_code != 200:
+        return _unknown_all(
+            withdrawals, f"http_{response.status_code}", _json(response).get("code")
+        )
+    results = _json(response).get("results")
+    items = results if isinstance(results, list) else []
+    return [
+        _read_item(items[index] if index < len(items) else None, withdrawal.id)
+        for index, withdrawal in enumerate(withdrawals)
+    ]
+
+
+@dataclass(frozen=True)
+class SettleRequest:
+    withdrawal: WithdrawalRow
+    request_id: str | None = None
+
+
+Settler = Batcher[SettleRequest, SettlementAnswer]
+
+
+def create_settler(http: HopClient, settings: Settings) -> Settler:
+    """The api's `settle` batcher: concurrent requests' payouts go to settlement in one call."""
+
+    async def settle(requests: Sequence[SettleRequest]) -> list[SettlementAnswer]:
+        # One call, one X-Request-ID: the first member's, so settlement's request log row
+        # for the batch is found from that request.
+        withdrawals = [request.withdrawal for request in requests]
+        return await pay_batch(http, settings, withdrawals, request_id=requests[0].request_id)
+
+    # One attempt: an HTTP batch is never sent again as if it had been rolled back; pay_batch
+    # answers a failed call as an unknown outcome for each member instead of raising.
+    return Batcher("settle", settle, max_size=settings.BATCH_MAX, attempts=1)

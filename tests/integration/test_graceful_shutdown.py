@@ -38,7 +38,7 @@ LIVENESS = ("python", "-m", "app", "worker-alive")
 
 
 class Gate:
-    """Holds every settlement payout request until opened."""
+    """Holds every settlement payout request (single or batch) until opened."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -46,7 +46,7 @@ class Gate:
         self.opened = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/api/settlement/withdraw":
+        if scope["type"] == "http" and scope["path"].startswith("/api/settlement/withdraw"):
             self.waiting += 1
             await self.opened.wait()
         await self.app(scope, receive, send)
@@ -163,7 +163,14 @@ async def test_api_sigterm_finishes_in_flight_withdrawals_and_refuses_new_ones(
                 asyncio.create_task(withdraw(c, tokens[i % 3], "5.00", key=f"burst-{i}"))
                 for i in range(12)
             ]
-            await until(lambda: held.waiting == len(burst), "the burst to reach settlement", api)
+
+            async def in_flight() -> bool:
+                # Every withdrawal reserved and awaiting its outcome: the api's settle batcher
+                # sends one batch at a time, so the gate holds the first and the rest wait.
+                reserved = await statuses(sessionmaker) == {"PROCESSING": len(burst)}
+                return reserved and held.waiting >= 1
+
+            await until(in_flight, "the burst to reach the settlement hop", api)
 
             api.send_signal(signal.SIGTERM)
             await until(lambda: refuses_connections(port), "the api to stop accepting", api)

@@ -108,7 +108,8 @@ async def test_concurrent_withdrawals_through_pgbouncer_balance_the_books(
     # Many clients' transactions took turns on a few server connections.
     assert pools["creditpool"]["pool_mode"] == "transaction"
     assert 0 < len(servers) <= SERVER_CONNECTIONS < len(clients)
-    # The request log's COPY went through PgBouncer too: every withdrawal and payout is there.
+    # The request log's COPY went through PgBouncer too: every withdrawal and every settle
+    # batch call (which carries the request id of its first member) is there.
     # (Matched by request id: the session's shared settlement server may flush rows of
     # earlier tests in the background.)
     async with bouncer_sessions() as session:
@@ -122,7 +123,7 @@ async def test_concurrent_withdrawals_through_pgbouncer_balance_the_books(
     api_ids = {request_id for service, request_id in rows if service == "api"}
     paid_ids = [request_id for service, request_id in rows if service == "settlement"]
     assert len(api_ids) == 60
-    assert len([request_id for request_id in paid_ids if request_id in api_ids]) == 25
+    assert 1 <= len([request_id for request_id in paid_ids if request_id in api_ids]) <= 25
 
 
 async def test_statement_timeout_comes_from_pgbouncer(

@@ -68,7 +68,8 @@ async def test_the_id_reaches_settlement_and_every_log_line_of_the_request(
     # The settlement server writes its row on its own schedule (about a second).
     (at_settlement,) = await wait_for_logged(sessionmaker, request_id=trace, service="settlement")
     (at_api,) = await logged_requests(sessionmaker, request_id=trace, service="api")
-    assert (at_settlement.method, at_settlement.path) == ("POST", "/api/settlement/withdraw")
+    # The sync hop's settle batch (of this one request) carries its first member's id.
+    assert (at_settlement.method, at_settlement.path) == ("POST", "/api/settlement/withdraw/batch")
     assert at_settlement.status == 200
     assert at_api.withdrawal_id == uuid.UUID(paid.json()["withdrawal_id"])
 

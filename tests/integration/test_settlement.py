@@ -3,8 +3,7 @@
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
-from decimal import Decimal
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -13,8 +12,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.settlement.bank import Transfer
 from tests.conftest import _client_for
-from tests.support.settlement import WITHDRAW, CountingBank, new_order
+from tests.support.settlement import WITHDRAW, CountingBank, new_order, payout_order
 
 BANK_REFERENCE = re.compile(r"^BNK-[0-9A-F]{16}$")
 
@@ -250,16 +250,12 @@ async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
     withdrawal_id = uuid.UUID(order["withdrawal_id"])
     # The state a crash between the bank call and recording its outcome leaves behind.
     async with engine.begin() as conn:
-        pending = await repository.insert_pending(
+        claimed = await repository.insert_pending(
             conn,
-            withdrawal_id=withdrawal_id,
-            merchant_id=order["merchant_id"],
-            account_id=uuid.UUID(order["account_id"]),
-            amount=Decimal(order["amount"]),
-            bank_account=order["account"],
+            [payout_order(order)],
             lease_s=0.000001,  # the crashed holder's lease has expired
         )
-    assert pending is not None
+    pending = claimed[withdrawal_id]
     paid = await SimulatedBank(engine).pay(
         reference=withdrawal_id, amount=pending.amount, account=pending.bank_account
     )
@@ -288,15 +284,7 @@ async def test_a_payout_whose_lease_is_held_answers_pending_without_calling_the_
     order = new_order()
     # Another settlement process holds the lease and is (as far as anyone knows) in the bank.
     async with engine.begin() as conn:
-        await repository.insert_pending(
-            conn,
-            withdrawal_id=uuid.UUID(order["withdrawal_id"]),
-            merchant_id=order["merchant_id"],
-            account_id=uuid.UUID(order["account_id"]),
-            amount=Decimal(order["amount"]),
-            bank_account=order["account"],
-            lease_s=60,
-        )
+        await repository.insert_pending(conn, [payout_order(order)], lease_s=60)
 
     async for client, bank in counted_settlement(settings):
         response = await client.post(WITHDRAW, json=order, headers=auth)
@@ -331,11 +319,11 @@ async def test_the_pending_claim_and_its_lease_are_committed_before_the_bank_is_
     seen: list[Any] = []
 
     class LookingBank(CountingBank):
-        async def pay(self, *, reference: uuid.UUID, amount: Decimal, account: str) -> Any:
+        async def pay_batch(self, transfers: Sequence[Transfer]) -> Any:
             # Another connection, so it sees only what is committed: a crash from here on
             # leaves this claim for the next request (or the reconciler) to re-drive.
             seen.extend(await rows(sessionmaker, "settlement_payouts"))
-            return await super().pay(reference=reference, amount=amount, account=account)
+            return await super().pay_batch(transfers)
 
     from app.settlement.main import create_app
 

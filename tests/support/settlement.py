@@ -1,12 +1,15 @@
 """Payout orders as the core sends them to settlement."""
 
 import uuid
-from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any
 
-from app.settlement.bank import Bank, BankResult
+from app.settlement.bank import Bank, BankResult, BankUnavailable, Transfer
+from app.settlement.repository import Order
+from app.settlement.schemas import WithdrawRequest
 
 WITHDRAW = "/api/settlement/withdraw"
+WITHDRAW_BATCH = "/api/settlement/withdraw/batch"
 
 
 def new_order(**overrides: Any) -> dict[str, Any]:
@@ -21,12 +24,20 @@ def new_order(**overrides: Any) -> dict[str, Any]:
 
 
 class CountingBank:
-    """The settlement app's own bank, with a record of every call it receives."""
+    """The settlement app's own bank, with a record of every transfer it is asked for (`calls`)
+    and of every batch call (`batches`)."""
 
     def __init__(self, bank: Bank) -> None:
         self._bank = bank
         self.calls: list[uuid.UUID] = []
+        self.batches: list[list[uuid.UUID]] = []
 
-    async def pay(self, *, reference: uuid.UUID, amount: Decimal, account: str) -> BankResult:
-        self.calls.append(reference)
-        return await self._bank.pay(reference=reference, amount=amount, account=account)
+    async def pay_batch(self, transfers: Sequence[Transfer]) -> list[BankResult | BankUnavailable]:
+        self.batches.append([transfer.reference for transfer in transfers])
+        self.calls.extend(transfer.reference for transfer in transfers)
+        return await self._bank.pay_batch(transfers)
+
+
+def payout_order(order: dict[str, Any]) -> Order:
+    """A wire order as the settlement service takes it."""
+    return WithdrawRequest.model_validate(order).order()

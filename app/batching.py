@@ -16,9 +16,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from app.errors import OutcomeUnknown, is_link_lost, is_retryable_database_error
+from app.errors import (
+    OutcomeUnknown,
+    ServiceUnavailable,
+    is_link_lost,
+    is_retryable_database_error,
+)
 from app.observability.metrics import BATCH_SIZE
 
 logger = logging.getLogger("app.batching")
@@ -29,8 +34,14 @@ R = TypeVar("R")
 BatchFunction = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
 
 
-class BatcherClosed(RuntimeError):
-    """submit() after aclose(): the process is shutting down."""
+class BatcherClosed(ServiceUnavailable):
+    """submit() after aclose(): the process is shutting down and the item never ran."""
+
+    code, title = "SHUTTING_DOWN", "Shutting down"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "1"})
+        super().__init__(detail, **kwargs)
 
 
 @dataclass
@@ -55,7 +66,9 @@ class Batcher(Generic[T, R]):
     async def submit(self, item: T) -> R:
         """Run `item` in the next batch and return its result (or raise its error)."""
         if self._closed:
-            raise BatcherClosed(f"the {self.name} batcher is closed")
+            raise BatcherClosed(
+                f"this process is shutting down ({self.name} is closed); nothing was changed, retry"
+            )
         member: _Member[T, R] = _Member(item, asyncio.get_running_loop().create_future())
         self._waiting.append(member)
         if self._runner is None:

@@ -36,7 +36,7 @@ _CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: {"description": "RATE_LIMITED: see Retry-After and the RateLimit headers"},
     503: {
         "description": "DATABASE_BUSY (nothing changed) / OUTCOME_UNKNOWN (retry with the "
-        "same Idempotency-Key)"
+        "same Idempotency-Key) / SHUTTING_DOWN (this process is stopping; nothing changed)"
     },
 }
 _KEY_HEADER = key_parameter(required=True, description="unique per withdrawal")

@@ -15,6 +15,7 @@ from decimal import Decimal
 from arq.connections import ArqRedis
 
 from app.auth.tokens import TokenHolder
+from app.batching import BatcherClosed
 from app.config import Settings
 from app.errors import (
     DATABASE_ERRORS,
@@ -167,14 +168,15 @@ async def create_withdrawal(
         # Committed first: if this enqueue is lost, the QUEUED row is what the sweeper finds.
         await enqueue_payout(arq, reserved.id)
         return answer_for(reserved)
-    answer = await settler.submit(SettleRequest(reserved, request_id))
     try:
+        answer = await settler.submit(SettleRequest(reserved, request_id))
         return await apply_settlement_answer(db, withdrawal=reserved, answer=answer)
-    except (*DATABASE_ERRORS, OSError, DatabaseBusy, OutcomeUnknown) as exc:
-        # DatabaseBusy and OutcomeUnknown are the finish batch's transient failures.
-        if not isinstance(exc, DatabaseBusy | OutcomeUnknown) and not is_transient_database_error(
-            exc
-        ):
+    except (*DATABASE_ERRORS, OSError, DatabaseBusy, OutcomeUnknown, BatcherClosed) as exc:
+        # DatabaseBusy and OutcomeUnknown are the finish batch's transient failures;
+        # BatcherClosed: shutdown closed the settle or finish batcher before this got there.
+        if not isinstance(
+            exc, DatabaseBusy | OutcomeUnknown | BatcherClosed
+        ) and not is_transient_database_error(exc):
             raise
         # Reserved, maybe paid, not yet recorded: the reconciler records it (settlement knows
         # the outcome), so the merchant hears "processing", never an error.

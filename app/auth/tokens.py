@@ -57,7 +57,7 @@ def issue_token(
     }
     if family is not None:
         claims["fam"] = str(family)
-    token = jwt.encode(claims, settings.SECRET_KEY, algorithm=ALGORITHM)
+    token = jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
     return IssuedToken(token=token, expires_in=int(lifetime.total_seconds()), jti=jti)
 
 
@@ -66,7 +66,7 @@ def read_token(settings: Settings, token: str, *, expected_type: TokenType) -> T
     try:
         claims = jwt.decode(
             token,
-            settings.SECRET_KEY,
+            settings.secret_key,
             algorithms=[ALGORITHM],  # pinned: "none" and every other algorithm are refused
             options={"require": _REQUIRED_CLAIMS},
         )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.config import Settings
 from tests.conftest import _client_for
 from tests.support.settlement import WITHDRAW, CountingBank, new_order
+from tests.support.stack import settlement_settings
 
 BANK_REFERENCE = re.compile(r"^BNK-[0-9A-F]{16}$")
 
@@ -23,7 +24,7 @@ async def settlement_with(settings: Settings, **changes: Any) -> AsyncIterator[h
     """A settlement app with some settings changed (the caller's test must use clean_db)."""
     from app.settlement.main import create_app
 
-    app = create_app(settings.model_copy(update=changes))
+    app = create_app(settlement_settings(settings.model_copy(update=changes)))
     async for client in _client_for(app, "http://settlement.test"):
         yield client
 
@@ -34,7 +35,7 @@ async def counted_settlement(
     """Like settlement_with, and the bank it pays with counts the calls it receives."""
     from app.settlement.main import create_app
 
-    app = create_app(settings.model_copy(update=changes))
+    app = create_app(settlement_settings(settings.model_copy(update=changes)))
     async for client in _client_for(app, "http://settlement.test"):
         app.state.bank = bank = CountingBank(app.state.bank)
         yield client, bank
@@ -339,7 +340,7 @@ async def test_the_pending_claim_and_its_lease_are_committed_before_the_bank_is_
 
     from app.settlement.main import create_app
 
-    app = create_app(settings)
+    app = create_app(settlement_settings(settings))
     async for client in _client_for(app, "http://settlement.test"):
         app.state.bank = LookingBank(app.state.bank)
         order = new_order()

@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import PGBOUNCER_PORT, Settings
-from app.database_roles import API_ROLE
+from app.database_roles import API_ROLE, SETTLEMENT_ROLE
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app
 from app.models import ApiRequestLog
@@ -109,7 +109,10 @@ async def test_concurrent_withdrawals_through_pgbouncer_balance_the_books(
     await assert_books_balance(bouncer_sessions)
     # Many clients' transactions took turns on a few server connections.
     assert pools["creditpool"]["pool_mode"] == "transaction"
-    assert 0 < len(servers) <= SERVER_CONNECTIONS < len(clients)
+    # PgBouncer keeps a pool per user: each runtime role's is at most SERVER_CONNECTIONS.
+    per_role = Counter(row["user"] for row in servers)
+    assert set(per_role) <= {API_ROLE, SETTLEMENT_ROLE}
+    assert 0 < max(per_role.values()) <= SERVER_CONNECTIONS < len(clients)
     # The request log's COPY went through PgBouncer too: every withdrawal and payout is there.
     # (Matched by request id: the session's shared settlement server may flush rows of
     # earlier tests in the background.)

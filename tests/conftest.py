@@ -89,6 +89,14 @@ async def owner_engine(stack: ServerStack) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="session")
+async def settlement_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """Settlement's runtime role, for tests that write its tables as settlement itself does."""
+    engine = create_engine(settlement_settings(settings), pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
 def owner_sessionmaker(owner_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return create_sessionmaker(owner_engine)
 

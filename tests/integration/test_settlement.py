@@ -242,7 +242,7 @@ async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
     clean_db: None,
     auth: dict[str, str],
     sessionmaker: Any,
-    engine: AsyncEngine,
+    settlement_engine: AsyncEngine,
 ) -> None:
     from app.settlement import repository
     from app.settlement.bank import SimulatedBank
@@ -250,7 +250,7 @@ async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
     order = new_order()
     withdrawal_id = uuid.UUID(order["withdrawal_id"])
     # The state a crash between the bank call and recording its outcome leaves behind.
-    async with engine.begin() as conn:
+    async with settlement_engine.begin() as conn:
         pending = await repository.insert_pending(
             conn,
             withdrawal_id=withdrawal_id,
@@ -261,7 +261,7 @@ async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
             lease_s=0.000001,  # the crashed holder's lease has expired
         )
     assert pending is not None
-    paid = await SimulatedBank(engine).pay(
+    paid = await SimulatedBank(settlement_engine).pay(
         reference=withdrawal_id, amount=pending.amount, account=pending.bank_account
     )
 
@@ -282,13 +282,13 @@ async def test_a_payout_whose_lease_is_held_answers_pending_without_calling_the_
     clean_db: None,
     auth: dict[str, str],
     sessionmaker: Any,
-    engine: AsyncEngine,
+    settlement_engine: AsyncEngine,
 ) -> None:
     from app.settlement import repository
 
     order = new_order()
     # Another settlement process holds the lease and is (as far as anyone knows) in the bank.
-    async with engine.begin() as conn:
+    async with settlement_engine.begin() as conn:
         await repository.insert_pending(
             conn,
             withdrawal_id=uuid.UUID(order["withdrawal_id"]),

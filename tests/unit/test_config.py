@@ -52,7 +52,7 @@ def test_the_api_refuses_to_start_in_production_without_a_secret_key() -> None:
 
 def test_migrations_use_the_owner_url_else_the_processes_own() -> None:
     runtime = "postgresql://creditpool_api@db/creditpool"
-    single = Settings(ENVIRONMENT="test", DATABASE_URL=runtime)
+    single = Settings(ENVIRONMENT="test", DATABASE_URL=runtime, MIGRATION_DATABASE_URL=None)
     assert single.migration_database_url == "postgresql+asyncpg://creditpool_api@db/creditpool"
     owner = Settings(
         ENVIRONMENT="test",
@@ -64,7 +64,7 @@ def test_migrations_use_the_owner_url_else_the_processes_own() -> None:
 
 
 def test_migrate_gives_login_only_to_the_roles_whose_password_it_holds() -> None:
-    settings = Settings(ENVIRONMENT="test", SETTLEMENT_DB_PASSWORD="pw")
+    settings = Settings(ENVIRONMENT="test", API_DB_PASSWORD=None, SETTLEMENT_DB_PASSWORD="pw")
     assert settings.runtime_role_passwords == {"creditpool_settlement": "pw"}
 
 

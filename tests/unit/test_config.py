@@ -43,6 +43,12 @@ def test_settlement_and_the_worker_run_in_production_without_a_secret_key() -> N
             _ = settings.secret_key
 
 
+def test_the_settlement_app_is_built_in_production_without_a_secret_key() -> None:
+    from app.settlement.main import create_app
+
+    assert create_app(Settings(ENVIRONMENT="production", INTERNAL_TOKEN=STRONG)) is not None
+
+
 def test_the_api_refuses_to_start_in_production_without_a_secret_key() -> None:
     from app.main import create_app
 

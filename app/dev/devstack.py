@@ -25,9 +25,6 @@ from app.db import create_engine, create_sessionmaker
 from app.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 
 STOP_GRACE_S = 15
-# Settlement's DATABASE_URL when the private PostgreSQL runs (its own runtime role); with
-# DATABASE_URL given, every process uses that one.
-SETTLEMENT_DATABASE_URL = "CREDITPOOL_SETTLEMENT_DATABASE_URL"
 
 
 def _log(message: str) -> None:
@@ -49,7 +46,6 @@ def start_embedded_servers(settings: Settings) -> list[EmbeddedPostgres | Embedd
         # Migrations as the owner (the superuser), the processes as the runtime roles.
         os.environ["MIGRATION_DATABASE_URL"] = postgres.url
         os.environ["DATABASE_URL"] = postgres.url_for(API_ROLE)
-        os.environ[SETTLEMENT_DATABASE_URL] = postgres.url_for(SETTLEMENT_ROLE)
         _log(f"PostgreSQL on {postgres.url} (data in {postgres.data_dir})")
     if not settings.REDIS_URL:
         redis = EmbeddedRedis(data_dir / "redis", port=settings.EMBEDDED_REDIS_PORT)
@@ -165,7 +161,9 @@ def run() -> int:
                 *host,
                 "--port",
                 str(settlement_port),
-                database_url=os.environ.get(SETTLEMENT_DATABASE_URL),
+                # Its own runtime role on the private server; with DATABASE_URL given, every
+                # process uses that one.
+                database_url=postgres.url_for(SETTLEMENT_ROLE) if postgres else None,
             ),
             "worker": _spawn("-m", "arq", "workers.settings.WorkerSettings"),
         }

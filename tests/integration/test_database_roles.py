@@ -12,12 +12,16 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app import migrations
 from app.database_roles import API_ROLE, RUNTIME_ROLES, SETTLEMENT_ROLE
+from app.dev.embedded import EmbeddedPostgres
+from app.dev.embedded.process import free_port
 from app.requestlog import partitions
 from tests.support.stack import ServerStack
 
@@ -197,3 +201,32 @@ async def test_migrate_gives_the_runtime_roles_login_with_their_passwords(
     finally:
         async with connected(stack, "postgres") as conn:
             await conn.execute(f"ALTER ROLE {SETTLEMENT_ROLE} PASSWORD NULL")
+
+
+def test_an_owner_that_is_not_a_superuser_migrates_a_fresh_cluster(tmp_path: Path) -> None:
+    """A managed database's owner: CREATEROLE, no superuser. Migration 0009 creates the
+    runtime roles NOLOGIN (so it administers them) and sets their timeouts."""
+    server = EmbeddedPostgres(tmp_path / "postgres", port=free_port(), durable=False)
+    server.start()
+    try:
+        server.psql("CREATE ROLE creditpool_owner LOGIN CREATEROLE")
+        server.psql("CREATE DATABASE owned OWNER creditpool_owner")
+        owner_url = f"postgresql://creditpool_owner@127.0.0.1:{server.port}/owned"
+        migrations.upgrade(owner_url)
+        migrations.upgrade(owner_url)  # idempotent
+        roles = server.psql(
+            "SELECT string_agg(rolname || ':' || rolcanlogin || ':' || array_to_string("
+            "rolconfig, ','), ' ' ORDER BY rolname) FROM pg_roles"
+            " WHERE rolname LIKE 'creditpool\\_%' AND rolname <> 'creditpool_owner'",
+            database="owned",
+        )
+        timeouts = "statement_timeout=5s,lock_timeout=3s,idle_in_transaction_session_timeout=30s"
+        assert roles == " ".join(f"{role}:false:{timeouts}" for role in RUNTIME_ROLES)
+        owners = server.psql(
+            "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables"
+            " WHERE schemaname = 'public'",
+            database="owned",
+        )
+        assert owners == "creditpool_owner"
+    finally:
+        server.stop()

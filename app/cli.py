@@ -25,11 +25,17 @@ from app.withdrawals.settlement_client import create_http_client
 T = TypeVar("T")
 
 
-def _run_with_sessionmaker(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    """Run `work` with sessions on an engine of its own, disposed afterwards."""
+def _run_with_sessionmaker(
+    work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]], *, as_owner: bool = False
+) -> T:
+    """Run `work` with sessions on an engine of its own, disposed afterwards: as this
+    process's runtime role, or as the owner (MIGRATION_DATABASE_URL)."""
 
     async def main() -> T:
-        engine = create_engine(get_settings(), pool_size=2)
+        settings = get_settings()
+        if as_owner:
+            settings = settings.model_copy(update={"DATABASE_URL": settings.migration_database_url})
+        engine = create_engine(settings, pool_size=2)
         try:
             return await work(create_sessionmaker(engine))
         finally:
@@ -125,7 +131,7 @@ def cmd_worker_alive(_args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from app.dev.loadkit.seed import seed
+    from app.dev.loadkit.seed import reset, seed
 
     if args.reset and (refused := _refuse_outside_dev("seed --reset")) is not None:
         return refused
@@ -134,13 +140,12 @@ def cmd_seed(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--credit: {exc}")
         return 2
+    if args.reset:
+        # A new book: the runtime role may not empty the ledger, the owner does.
+        _run_with_sessionmaker(reset, as_owner=True)
     result = _run_with_sessionmaker(
         lambda sessionmaker: seed(
-            sessionmaker,
-            merchants=args.merchants,
-            credit=credit,
-            password=args.password,
-            reset_first=args.reset,
+            sessionmaker, merchants=args.merchants, credit=credit, password=args.password
         )
     )
     print(
@@ -170,7 +175,10 @@ def cmd_tokens(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    migrations.upgrade(get_settings().database_url, args.revision)
+    settings = get_settings()
+    migrations.upgrade(settings.migration_database_url, args.revision)
+    if passwords := settings.runtime_role_passwords:
+        migrations.enable_logins(settings.migration_database_url, passwords)
     return 0
 
 

@@ -6,8 +6,10 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.database_roles import API_ROLE, SETTLEMENT_ROLE
 
 # Refused outside dev/test; 32+ bytes so even dev tokens meet HS256's key-length advice.
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me-0000000000"
@@ -33,7 +35,15 @@ class Settings(BaseSettings):
     # "dev" is what `make run` uses; "test" is the test suite; anything else is production.
     ENVIRONMENT: Literal["dev", "test", "production"] = "production"
 
+    # This process's runtime role (app/database_roles.py): creditpool_api for the api, the
+    # worker and CLI commands, creditpool_settlement for settlement.
     DATABASE_URL: str | None = None
+    # The owner, for `python -m app migrate` only; unset: DATABASE_URL (a single-role setup).
+    MIGRATION_DATABASE_URL: str | None = None
+    # Read by `python -m app migrate` only: it gives each runtime role LOGIN with its password
+    # (unset: the role is left as it is; migration 0009 creates the roles NOLOGIN).
+    API_DB_PASSWORD: str | None = None
+    SETTLEMENT_DB_PASSWORD: str | None = None
     POSTGRES_DB: str = "creditpool"
     POSTGRES_USER: str = "postgres"
     POSTGRES_PASSWORD: str = ""
@@ -42,7 +52,12 @@ class Settings(BaseSettings):
     # Per pool: the api and the worker have one (their engine; batching needs few connections),
     # settlement two (its engine and its statement pool, app/db.py).
     DB_POOL_SIZE: int = 10
-    DB_STATEMENT_TIMEOUT_MS: int = 5000
+    # Unset (the default): the runtime roles' own settings apply (app/database_roles.py
+    # ROLE_TIMEOUTS: 5 s, 3 s, 30 s, migration 0009), which hold behind any pooler. Set: sent at
+    # connect on direct connections only (PgBouncer refuses them), overriding the role's.
+    DB_STATEMENT_TIMEOUT_MS: int | None = Field(default=None, ge=0)
+    DB_LOCK_TIMEOUT_MS: int | None = Field(default=None, ge=0)
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: int | None = Field(default=None, ge=0)
     # The most withdrawals one money transaction carries (app/batching.py): the pool row's
     # hold and a batch's statements grow with it, the per-withdrawal fixed cost shrinks.
     BATCH_MAX: int = Field(default=128, ge=1, le=10_000)
@@ -55,7 +70,8 @@ class Settings(BaseSettings):
 
     REDIS_URL: str | None = None
 
-    SECRET_KEY: str = DEFAULT_SECRET_KEY
+    # The api's JWT key (`secret_key`); settlement and the worker need none.
+    SECRET_KEY: str | None = None
     INTERNAL_TOKEN: str = DEFAULT_INTERNAL_TOKEN
     # During a rotation settlement accepts this one too (README "Operations"); unset otherwise.
     INTERNAL_TOKEN_PREVIOUS: str | None = None
@@ -146,6 +162,12 @@ class Settings(BaseSettings):
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # --- end guard rails and observability ---
 
+    @field_validator("SECRET_KEY", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose blanks the secrets a service must not hold (deploy/docker-compose.yml).
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> "Settings":
         if self.ENVIRONMENT == "production":
@@ -154,6 +176,8 @@ class Settings(BaseSettings):
                 ("INTERNAL_TOKEN", DEFAULT_INTERNAL_TOKEN),
             ):
                 value = getattr(self, name)
+                if name == "SECRET_KEY" and value is None:
+                    continue  # not every process signs tokens: see secret_key
                 if value == default or len(value) < 32:
                     raise ValueError(
                         f"{name} must be set to a secret of at least 32 characters "
@@ -169,6 +193,15 @@ class Settings(BaseSettings):
                     "bank; they are for ENVIRONMENT=dev/test only"
                 )
         return self
+
+    @property
+    def secret_key(self) -> str:
+        """The JWT key; only the api asks (at start), so settlement runs without one."""
+        if self.SECRET_KEY is not None:
+            return self.SECRET_KEY
+        if self.is_dev:
+            return DEFAULT_SECRET_KEY
+        raise RuntimeError("SECRET_KEY must be set (32+ characters) for the api")
 
     @property
     def password_min_length(self) -> int:
@@ -199,6 +232,19 @@ class Settings(BaseSettings):
             raise RuntimeError("set DATABASE_URL or DB_HOST (make run provides one)")
         auth = self.POSTGRES_USER + (f":{self.POSTGRES_PASSWORD}" if self.POSTGRES_PASSWORD else "")
         return f"postgresql+asyncpg://{auth}@{self.DB_HOST}:{self.DB_PORT}/{self.POSTGRES_DB}"
+
+    @property
+    def migration_database_url(self) -> str:
+        """The owner's asyncpg URL: MIGRATION_DATABASE_URL, else this process's own."""
+        if self.MIGRATION_DATABASE_URL:
+            return to_asyncpg_url(self.MIGRATION_DATABASE_URL)
+        return self.database_url
+
+    @property
+    def runtime_role_passwords(self) -> dict[str, str]:
+        """The runtime roles `python -m app migrate` gives LOGIN, with their passwords."""
+        given = {API_ROLE: self.API_DB_PASSWORD, SETTLEMENT_ROLE: self.SETTLEMENT_DB_PASSWORD}
+        return {role: password for role, password in given.items() if password}
 
     @property
     def behind_pgbouncer(self) -> bool:

@@ -32,21 +32,28 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
 
 
 def connect_args(settings: Settings) -> dict[str, Any]:
-    """asyncpg's options, for PostgreSQL itself or for PgBouncer in transaction mode."""
+    """asyncpg's options, for PostgreSQL itself or for PgBouncer in transaction mode.
+
+    The server-side timeouts are the runtime roles' own settings (app/database_roles.py,
+    migration 0009): they hold for every session of the role, through any pooler. The
+    DB_*_TIMEOUT_MS settings, when set, override them on direct connections only.
+    """
     if not settings.behind_pgbouncer:
+        overrides = {
+            "statement_timeout": settings.DB_STATEMENT_TIMEOUT_MS,
+            "lock_timeout": settings.DB_LOCK_TIMEOUT_MS,
+            "idle_in_transaction_session_timeout": settings.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+        }
         return {
             "command_timeout": settings.DB_COMMAND_TIMEOUT_S,
-            "server_settings": {
-                "statement_timeout": str(settings.DB_STATEMENT_TIMEOUT_MS),
-                "application_name": "creditpool",
-            },
+            "server_settings": {"application_name": "creditpool"}
+            | {name: str(value) for name, value in overrides.items() if value is not None},
         }
     # Transaction pooling hands each transaction to any server connection, so nothing may
     # outlive one: asyncpg's cached named prepared statements would be missing (or collide)
     # there. With its cache off it uses the unnamed statement, re-parsed at every execution
     # (PgBouncer < 1.21 cannot track named ones). PgBouncer also refuses startup parameters it
-    # does not know, so the statement timeout comes from its connect_query and from the
-    # runtime roles' own settings (migration 0008), which hold behind any pooler.
+    # does not know: the timeouts are the roles' there.
     return {
         "statement_cache_size": 0,
         "command_timeout": settings.DB_COMMAND_TIMEOUT_S,

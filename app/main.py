@@ -28,6 +28,8 @@ from app.withdrawals.settlement_client import create_http_client, create_settler
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # The api signs tokens: it refuses to start without SECRET_KEY outside dev/test.
+    settings.secret_key  # noqa: B018
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,10 +1,15 @@
-"""Run Alembic from code (the CLI, `make run` and the tests share this)."""
+"""Run Alembic from code (the CLI, `make run` and the tests share this), as the owner."""
 
+import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 
 from alembic.config import Config
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import command
+from app import database_roles
+from app.config import to_asyncpg_url
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
@@ -23,3 +28,19 @@ def upgrade(database_url: str | None = None, revision: str = "head") -> None:
 
 def downgrade(database_url: str | None = None, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def enable_logins(database_url: str, passwords: Mapping[str, str | None]) -> None:
+    """Give runtime roles LOGIN, each with its password (None: none, for trust
+    authentication), connected as the owner `database_url`."""
+
+    async def main() -> None:
+        engine = create_async_engine(to_asyncpg_url(database_url))
+        try:
+            async with engine.begin() as conn:
+                for role, password in passwords.items():
+                    await database_roles.enable_login(conn, role=role, password=password)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())

@@ -3,7 +3,9 @@
 #   api          uvicorn app.main:app on :8000 (the default)
 #   settlement   uvicorn app.settlement.main:app on :9000
 #   worker       arq workers.settings.WorkerSettings
-#   migrate      python -m app migrate (alembic upgrade head against PostgreSQL, not PgBouncer)
+#   migrate      python -m app migrate: alembic upgrade head as the owner (MIGRATION_DATABASE_URL,
+#                else DATABASE_URL) against PostgreSQL, not PgBouncer, then LOGIN and a password
+#                for each runtime role whose API_DB_PASSWORD / SETTLEMENT_DB_PASSWORD is set
 #   anything else runs as given, e.g. `python -m app audit` or `python -m app worker-alive`
 # Arguments after the role go to uvicorn / arq / the migration (the last --host/--port wins).
 #

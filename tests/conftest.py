@@ -2,7 +2,14 @@ import os
 
 # Before any app import: the test suite runs in test mode, which allows the dev secrets.
 os.environ["ENVIRONMENT"] = "test"
-for name in ("DATABASE_URL", "REDIS_URL", "DB_HOST", "SECRET_KEY", "INTERNAL_TOKEN"):
+for name in (
+    "DATABASE_URL",
+    "MIGRATION_DATABASE_URL",
+    "REDIS_URL",
+    "DB_HOST",
+    "SECRET_KEY",
+    "INTERNAL_TOKEN",
+):
     os.environ.pop(name, None)
 
 from collections.abc import AsyncIterator, Iterator  # noqa: E402
@@ -12,25 +19,32 @@ import pytest  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 from sqlalchemy import text  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker  # noqa: E402
+from sqlalchemy.ext.asyncio import (  # noqa: E402
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
-from app import migrations  # noqa: E402
-from app.config import Settings, get_settings  # noqa: E402
+from app.config import Settings, get_settings, to_asyncpg_url  # noqa: E402
 from app.db import create_engine, create_sessionmaker  # noqa: E402
 from app.models import Base  # noqa: E402
 from app.requestlog.buffer import flush as flush_request_log  # noqa: E402
 from app.withdrawals.money_path import MoneyPath, create_money_path  # noqa: E402
 from tests.support.servers import serve  # noqa: E402
-from tests.support.stack import ServerStack, running_stack  # noqa: E402
+from tests.support.stack import ServerStack, running_stack, settlement_settings  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[ServerStack]:
     with running_stack() as stack:
+        # Every process of the suite runs as its runtime role (app/database_roles.py), as in
+        # production; fixtures that need more say so (owner_engine).
         os.environ["DATABASE_URL"] = stack.database_url
+        os.environ["MIGRATION_DATABASE_URL"] = stack.owner_url
         os.environ["REDIS_URL"] = stack.redis_url
         get_settings.cache_clear()
-        migrations.upgrade(stack.database_url)
+        stack.postgres.migrate()
         yield stack
 
 
@@ -43,7 +57,7 @@ def base_settings(stack: ServerStack) -> Settings:
 def shared_settlement_app(base_settings: Settings) -> FastAPI:
     from app.settlement.main import create_app
 
-    return create_app(base_settings)
+    return create_app(settlement_settings(base_settings))
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +79,28 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+@pytest.fixture(scope="session")
+async def owner_engine(stack: ServerStack) -> AsyncIterator[AsyncEngine]:
+    """The superuser, for what no runtime role may do: the clean-up between tests and the
+    tests that corrupt the books with plain SQL to prove the audit catches it."""
+    engine = create_async_engine(to_asyncpg_url(stack.owner_url), pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def settlement_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """Settlement's runtime role, for tests that write its tables as settlement itself does."""
+    engine = create_engine(settlement_settings(settings), pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def owner_sessionmaker(owner_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(owner_engine)
+
+
 @pytest.fixture
 async def money(engine: AsyncEngine, settings: Settings) -> AsyncIterator[MoneyPath]:
     """A money path (its batchers) on the test engine, as the worker and reconciler use it."""
@@ -78,24 +114,29 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return create_sessionmaker(engine)
 
 
-async def empty_database(engine: AsyncEngine, shared_settlement_app: FastAPI) -> None:
-    """Empty every table and the pool, as the next test expects to find them."""
+async def empty_database(owner_engine: AsyncEngine, shared_settlement_app: FastAPI) -> None:
+    """Empty every table and the pool, as the next test expects to find them (as the
+    superuser: replica mode fires no ordinary trigger, so the ledger's TRUNCATE guard lets
+    this one through)."""
     # The shared settlement server writes its request log in the background: write what it
     # holds now, so no row of this test lands in the next one.
     state = shared_settlement_app.state
     if hasattr(state, "engine"):
         await flush_request_log(state.request_log, state.engine)
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
-    async with engine.begin() as conn:
+    async with owner_engine.begin() as conn:
+        await conn.execute(text("SET LOCAL session_replication_role = replica"))
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         await conn.execute(text("INSERT INTO credit_pool (id, available) VALUES (1, 0)"))
 
 
 @pytest.fixture
-async def clean_db(engine: AsyncEngine, shared_settlement_app: FastAPI) -> AsyncIterator[None]:
+async def clean_db(
+    owner_engine: AsyncEngine, shared_settlement_app: FastAPI
+) -> AsyncIterator[None]:
     """Every integration test starts from empty tables and an empty pool."""
     yield
-    await empty_database(engine, shared_settlement_app)
+    await empty_database(owner_engine, shared_settlement_app)
 
 
 @pytest.fixture
@@ -135,5 +176,7 @@ async def api(settings: Settings, clean_db: None, redis: Redis) -> AsyncIterator
 async def settlement_api(settings: Settings, clean_db: None) -> AsyncIterator[httpx.AsyncClient]:
     from app.settlement.main import create_app
 
-    async for client in _client_for(create_app(settings), "http://settlement.test"):
+    async for client in _client_for(
+        create_app(settlement_settings(settings)), "http://settlement.test"
+    ):
         yield client

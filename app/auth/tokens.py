@@ -73,7 +73,7 @@ def issue_token(
         claims["fam"] = str(family)
     if merchant_id is not None and token_type == "access":
         claims["mid"] = merchant_id
-    token = jwt.encode(claims, settings.SECRET_KEY, algorithm=ALGORITHM)
+    token = jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
     return IssuedToken(token=token, expires_in=int(lifetime.total_seconds()), jti=jti)
 
 
@@ -82,7 +82,7 @@ def read_token(settings: Settings, token: str, *, expected_type: TokenType) -> T
     try:
         claims = jwt.decode(
             token,
-            settings.SECRET_KEY,
+            settings.secret_key,
             algorithms=[ALGORITHM],  # pinned: "none" and every other algorithm are refused
             options={"require": _REQUIRED_CLAIMS},
         )

@@ -20,6 +20,7 @@ from app.auth.admins import AdminRefused, create_admin
 from app.auth.passwords import verify_password
 from app.auth.service import set_password
 from app.config import DEV_ENV_FILE, DEV_ENV_FLAG, Settings, get_settings
+from app.database_roles import API_ROLE, SETTLEMENT_ROLE
 from app.db import create_engine, create_sessionmaker
 from app.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 
@@ -42,7 +43,9 @@ def start_embedded_servers(settings: Settings) -> list[EmbeddedPostgres | Embedd
         postgres = EmbeddedPostgres(data_dir / "postgres", port=settings.EMBEDDED_PG_PORT)
         postgres.start()
         started.append(postgres)
-        os.environ["DATABASE_URL"] = postgres.url
+        # Migrations as the owner (the superuser), the processes as the runtime roles.
+        os.environ["MIGRATION_DATABASE_URL"] = postgres.url
+        os.environ["DATABASE_URL"] = postgres.url_for(API_ROLE)
         _log(f"PostgreSQL on {postgres.url} (data in {postgres.data_dir})")
     if not settings.REDIS_URL:
         redis = EmbeddedRedis(data_dir / "redis", port=settings.EMBEDDED_REDIS_PORT)
@@ -61,6 +64,7 @@ def _write_dev_env(settings: Settings) -> None:
     path.write_text(
         "# Written by `make run` while it runs; removed when it stops.\n"
         f"ENVIRONMENT=dev\nDATABASE_URL={settings.database_url}\nREDIS_URL={settings.redis_url}\n"
+        f"MIGRATION_DATABASE_URL={settings.migration_database_url}\n"
     )
 
 
@@ -95,10 +99,12 @@ async def bootstrap_admin(settings: Settings) -> None:
         await engine.dispose()
 
 
-def _spawn(*args: str) -> subprocess.Popen[bytes]:
+def _spawn(*args: str, database_url: str | None = None) -> subprocess.Popen[bytes]:
     # Own process group: we decide the shutdown order, not the terminal's Ctrl-C. The flag lets
     # these processes (and only these) read DEV_ENV_FILE.
     env = os.environ | {DEV_ENV_FLAG: "1"}
+    if database_url:
+        env["DATABASE_URL"] = database_url
     return subprocess.Popen([sys.executable, *args], env=env, start_new_session=True)  # noqa: S603
 
 
@@ -133,7 +139,11 @@ def run() -> int:
     try:
         settings = get_settings()
         _write_dev_env(settings)
-        migrations.upgrade(settings.database_url)
+        postgres = next((s for s in servers if isinstance(s, EmbeddedPostgres)), None)
+        if postgres is not None:
+            postgres.migrate()
+        else:
+            migrations.upgrade(settings.migration_database_url)
         try:
             asyncio.run(bootstrap_admin(settings))
         except AdminRefused as exc:
@@ -145,7 +155,15 @@ def run() -> int:
         named = {
             "api": _spawn("-m", "uvicorn", "app.main:app", *host, "--port", str(api_port)),
             "settlement": _spawn(
-                "-m", "uvicorn", "app.settlement.main:app", *host, "--port", str(settlement_port)
+                "-m",
+                "uvicorn",
+                "app.settlement.main:app",
+                *host,
+                "--port",
+                str(settlement_port),
+                # Its own runtime role on the private server; with DATABASE_URL given, every
+                # process uses that one.
+                database_url=postgres.url_for(SETTLEMENT_ROLE) if postgres else None,
             ),
             "worker": _spawn("-m", "arq", "workers.settings.WorkerSettings"),
         }

@@ -4,7 +4,7 @@ deleting rows. Run by the worker (workers/jobs.py) and safe to run any number of
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,29 +49,17 @@ async def existing(conn: AsyncConnection) -> list[str]:
 async def maintain(conn: AsyncConnection, *, today: date, retention_days: int) -> Maintenance:
     """Create today's and tomorrow's partitions if missing; drop days older than retention.
 
-    Each DDL statement locks the parent table briefly (the request-log writer waits, its
-    rows stay buffered); the caller runs it in one short transaction.
+    The owner's function does it (migration 0009): only a table's owner may add or drop its
+    partitions, and the worker runs as the api role. Each DDL statement locks the parent
+    table briefly (the request-log writer waits, its rows stay buffered); the caller runs it
+    in one short transaction.
     """
-    present = await existing(conn)
-    created = []
-    for day in (today, today + timedelta(days=1)):
-        name = partition_name(day)
-        if name in present:
-            continue
-        # Names and bounds come from dates, never from input.
-        start, end = f"{day} 00:00:00+00", f"{day + timedelta(days=1)} 00:00:00+00"
-        await conn.execute(
-            text(
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {PARENT}"
-                f" FOR VALUES FROM ('{start}') TO ('{end}')"
-            )
-        )
-        created.append(name)
-    oldest_kept = today - timedelta(days=retention_days)
-    dropped = []
-    for name in present:
-        held = partition_day(name)
-        if held is not None and held < oldest_kept:
-            await conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
-            dropped.append(name)
-    return Maintenance(created=created, dropped=dropped)
+    result = await conn.execute(
+        text("SELECT change, partition_name FROM maintain_request_log_partitions(:today, :days)"),
+        {"today": today, "days": retention_days},
+    )
+    changes = result.all()
+    return Maintenance(
+        created=[name for change, name in changes if change == "created"],
+        dropped=[name for change, name in changes if change == "dropped"],
+    )

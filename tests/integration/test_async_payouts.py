@@ -20,6 +20,7 @@ from tests.conftest import _client_for
 from tests.support.api import admin_token, approved_merchant, bearer
 from tests.support.money import assert_books_balance, bank_transfers, top_up, withdraw
 from tests.support.servers import serve
+from tests.support.stack import settlement_settings
 from tests.support.worker import running_worker
 
 OPEN = (WithdrawalStatus.QUEUED, WithdrawalStatus.PROCESSING)
@@ -113,7 +114,7 @@ async def test_worker_killed_mid_job_then_a_new_worker_pays_each_once(
 ) -> None:
     merchants = await _merchants(async_api, sessionmaker, 5)
     slow_bank = async_settings.model_copy(update={"BANK_LATENCY_MS": 800})
-    async with serve(create_settlement_app(slow_bank)) as slow_settlement:
+    async with serve(create_settlement_app(settlement_settings(slow_bank))) as slow_settlement:
         url = f"{slow_settlement}/api/settlement/withdraw"
         for token in merchants:
             assert (await withdraw(async_api, token, "7.00")).status_code == 202
@@ -161,7 +162,7 @@ async def test_settlement_down_for_a_while_retries_then_succeeds(
                 await asyncio.sleep(0.05)
         assert attempts is not None and attempts >= 2  # it retried while settlement was down
         assert await bank_transfers(sessionmaker) == {}
-        async with serve(create_settlement_app(async_settings), port=port):
+        async with serve(create_settlement_app(settlement_settings(async_settings)), port=port):
             assert await _wait_all_final(sessionmaker) == {"SUCCESS": 1}
     assert await bank_transfers(sessionmaker) == {"PAID": 1}
     await assert_books_balance(sessionmaker)

@@ -20,6 +20,14 @@ pytestmark = pytest.mark.usefixtures("clean_db")
 Sessions = async_sessionmaker[AsyncSession]
 
 
+@pytest.fixture(scope="module")
+def sessionmaker(owner_sessionmaker: Sessions) -> Sessions:
+    """The owner's sessions for this whole module: its tests break the books with plain SQL
+    (the ledger, settlement's rows), which no runtime role may do, so the audit here runs as
+    the owner too (as the api role: tests/integration/test_audit_cli.py)."""
+    return owner_sessionmaker
+
+
 @pytest.fixture
 async def book(sessionmaker: Sessions) -> SeededBook:
     async with sessionmaker() as session, session.begin():

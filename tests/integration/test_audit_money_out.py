@@ -29,6 +29,14 @@ from tests.support.money import top_up, withdraw
 Sessions = async_sessionmaker[AsyncSession]
 
 
+@pytest.fixture(scope="module")
+def sessionmaker(owner_sessionmaker: Sessions) -> Sessions:
+    """The owner's sessions for this whole module: its tests break the books with plain SQL
+    (the ledger, settlement's rows), which no runtime role may do, so the audit here runs as
+    the owner too (as the api role: tests/integration/test_audit_cli.py)."""
+    return owner_sessionmaker
+
+
 @dataclass(frozen=True)
 class Book:
     success: uuid.UUID  # paid 30.00
@@ -45,7 +53,7 @@ async def _withdrawal_id(response: httpx.Response, status: int) -> uuid.UUID:
 async def book(
     settings: Settings,
     sessionmaker: Sessions,
-    engine: AsyncEngine,
+    owner_engine: AsyncEngine,
     shared_settlement_app: FastAPI,
 ) -> AsyncIterator[Book]:
     """One book for the whole module: every test here breaks it only in a rolled-back
@@ -67,7 +75,7 @@ async def book(
     assert report.ok, report.render()
     assert report.to_reconcile.violation_count == 0
     yield Book(success=success, failed=failed, processing=processing)
-    await empty_database(engine, shared_settlement_app)
+    await empty_database(owner_engine, shared_settlement_app)
 
 
 async def _broken(sessionmaker: Sessions, book: Book, *statements: str) -> AuditReport:

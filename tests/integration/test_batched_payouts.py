@@ -28,6 +28,7 @@ from tests.support.factories import create_merchant, create_withdrawal, fund_poo
 from tests.support.money import assert_books_balance, bank_transfers, withdrawal_row
 from tests.support.servers import serve
 from tests.support.settlement import CountingBank
+from tests.support.stack import settlement_settings
 from tests.support.worker import batch_sizes, running_worker
 
 PAYOUTS = 60
@@ -47,7 +48,9 @@ async def arq_pool(settings: Settings, redis: Redis) -> AsyncIterator[ArqRedis]:
 async def slow_settlement(settings: Settings) -> AsyncIterator[tuple[str, CountingBank]]:
     """Settlement over real HTTP whose bank takes a while (jobs pile up behind a batch) and
     counts every call it receives."""
-    app = create_settlement_app(settings.model_copy(update={"BANK_LATENCY_MS": 300}))
+    app = create_settlement_app(
+        settlement_settings(settings.model_copy(update={"BANK_LATENCY_MS": 300}))
+    )
     async with serve(app) as base_url:
         app.state.bank = bank = CountingBank(app.state.bank)
         yield f"{base_url}/api/settlement/withdraw", bank

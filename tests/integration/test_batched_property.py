@@ -38,12 +38,13 @@ _sequences = st.lists(
 @given(sequence=_sequences)
 async def test_batched_and_one_at_a_time_runs_agree(
     engine: AsyncEngine,
+    owner_engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     shared_settlement_app: FastAPI,
     clean_db: None,
     sequence: list[tuple[str, str, str]],
 ) -> None:
-    await empty_database(engine, shared_settlement_app)
+    await empty_database(owner_engine, shared_settlement_app)
     ids = await seed(sessionmaker)
     requests = [
         request(ids[merchant], amount, key, index)
@@ -52,7 +53,7 @@ async def test_batched_and_one_at_a_time_runs_agree(
     single = [describe(r) for r in await one_at_a_time(engine, requests)]
     single_books = await books(engine)
 
-    await empty_database(engine, shared_settlement_app)
+    await empty_database(owner_engine, shared_settlement_app)
     await seed(sessionmaker)
     batcher = Batcher("reserve-property", lambda items: reserve_batch(engine, items), max_size=8)
     answers = await asyncio.gather(*(batcher.submit(r) for r in requests), return_exceptions=True)

@@ -107,6 +107,7 @@ async def one_at_a_time(engine: AsyncEngine, requests: list[ReserveRequest]) -> 
 
 async def test_a_mixed_batch_answers_each_member_as_one_at_a_time(
     engine: AsyncEngine,
+    owner_engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     shared_settlement_app: FastAPI,
 ) -> None:
@@ -131,7 +132,7 @@ async def test_a_mixed_batch_answers_each_member_as_one_at_a_time(
     batched = await reserve_batch(engine, requests)
     batched_books = await books(engine)
     await assert_books_balance(sessionmaker)
-    await empty_database(engine, shared_settlement_app)
+    await empty_database(owner_engine, shared_settlement_app)
     assert await seed(sessionmaker) == ids
     single = await one_at_a_time(engine, requests)
 

@@ -17,6 +17,7 @@ from tests.conftest import _client_for
 from tests.support.api import admin_token, approved_merchant
 from tests.support.money import assert_books_balance, bank_transfers, count_rows, top_up, withdraw
 from tests.support.servers import serve
+from tests.support.stack import settlement_settings
 
 IMPATIENT = {"DB_STATEMENT_TIMEOUT_MS": 300}
 
@@ -51,7 +52,7 @@ async def test_finish_blocked_after_payment_answers_202_and_reconcile_records_it
     clean_db: None,
 ) -> None:
     slow_bank = settings.model_copy(update={"BANK_LATENCY_MS": 500})
-    async with serve(create_settlement_app(slow_bank)) as slow_settlement:
+    async with serve(create_settlement_app(settlement_settings(slow_bank))) as slow_settlement:
         impatient = settings.model_copy(
             update=IMPATIENT | {"SETTLEMENT_URL": f"{slow_settlement}/api/settlement/withdraw"}
         )

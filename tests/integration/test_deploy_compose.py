@@ -18,6 +18,13 @@ MISSING = (
 )
 APPS = ("api", "settlement", "worker")
 SECRET = "operator-secret-" + "x" * 32
+SECRETS = {
+    "POSTGRES_PASSWORD": "owner-password",
+    "API_DB_PASSWORD": "api-password",
+    "SETTLEMENT_DB_PASSWORD": "settlement-password",
+    "SECRET_KEY": SECRET,
+    "INTERNAL_TOKEN": SECRET + "-internal",
+}
 
 
 def compose_command() -> list[str]:
@@ -52,12 +59,7 @@ def resolve(tmp_path: Path, **env_file: str) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture(scope="module")
 def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    result = resolve(
-        tmp_path_factory.mktemp("compose"),
-        POSTGRES_PASSWORD="db-password",
-        SECRET_KEY=SECRET,
-        INTERNAL_TOKEN=SECRET + "-internal",
-    )
+    result = resolve(tmp_path_factory.mktemp("compose"), **SECRETS)
     assert result.returncode == 0, result.stderr
     return dict(yaml.safe_load(result.stdout))
 
@@ -106,7 +108,7 @@ def test_apps_reach_postgres_through_pgbouncer_on_6432(compose: dict[str, Any]) 
         assert env["SETTLEMENT_URL"] == "http://settlement:9000/api/settlement/withdraw"
         assert env["ENVIRONMENT"] == "production"
         # Settings come from deploy/.env.
-        assert env["SECRET_KEY"] == SECRET
+        assert env["RL_MAX_REQUESTS"] == "300"
     migrate = compose["services"]["migrate"]
     assert (migrate["environment"]["DB_HOST"], str(migrate["environment"]["DB_PORT"])) == (
         "postgres",
@@ -116,6 +118,45 @@ def test_apps_reach_postgres_through_pgbouncer_on_6432(compose: dict[str, Any]) 
     assert re.search(r"^pool_mode = transaction$", ini, re.M)
     assert re.search(r"^listen_port = 6432$", ini, re.M)
     assert re.search(r"^creditpool = host=postgres port=5432 ", ini, re.M)
+    # The timeouts are the runtime roles' (migration 0009), not a per-connection SET.
+    assert not re.search(r"^[^;].*connect_query", ini, re.M)
+
+
+def test_each_service_logs_in_as_its_role_with_only_its_secrets(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    env = {name: services[name]["environment"] for name in (*APPS, "migrate")}
+    logins = {name: (e["POSTGRES_USER"], e["POSTGRES_PASSWORD"]) for name, e in env.items()}
+    assert logins == {
+        "api": ("creditpool_api", "api-password"),
+        "worker": ("creditpool_api", "api-password"),
+        "settlement": ("creditpool_settlement", "settlement-password"),
+        "migrate": ("postgres", "owner-password"),  # the owner, straight to PostgreSQL
+    }
+    # deploy/.env reaches every container (env_file): the secrets are blanked for all and
+    # given back only where used. Settlement and the worker sign no tokens.
+    assert [name for name, e in env.items() if e["SECRET_KEY"]] == ["api"]
+    holders = {
+        name
+        for name, e in env.items()
+        for key in ("API_DB_PASSWORD", "SETTLEMENT_DB_PASSWORD")
+        if e.get(key)
+    }
+    assert holders == {"migrate"}
+    assert (env["migrate"]["API_DB_PASSWORD"], env["migrate"]["SETTLEMENT_DB_PASSWORD"]) == (
+        "api-password",
+        "settlement-password",
+    )
+    for name in APPS:
+        assert env[name]["INTERNAL_TOKEN"] == SECRET + "-internal", name
+        assert not env[name]["MIGRATION_DATABASE_URL"], name
+    bouncer = services["pgbouncer"]["environment"]
+    assert (bouncer["API_DB_PASSWORD"], bouncer["SETTLEMENT_DB_PASSWORD"]) == (
+        "api-password",
+        "settlement-password",
+    )
+    assert services["pgbouncer"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
 
 
 def test_startup_order_waits_for_health_and_the_migration(compose: dict[str, Any]) -> None:
@@ -147,7 +188,10 @@ def test_app_services_run_the_image_roles(compose: dict[str, Any]) -> None:
     assert (DEPLOY / "Dockerfile").is_file()
 
 
-def test_a_missing_database_password_stops_compose(tmp_path: Path) -> None:
-    result = resolve(tmp_path, POSTGRES_PASSWORD="")
+@pytest.mark.parametrize(
+    "missing", ["POSTGRES_PASSWORD", "API_DB_PASSWORD", "SETTLEMENT_DB_PASSWORD"]
+)
+def test_a_missing_database_password_stops_compose(tmp_path: Path, missing: str) -> None:
+    result = resolve(tmp_path, **SECRETS | {missing: ""})
     assert result.returncode != 0
-    assert "set POSTGRES_PASSWORD in deploy/.env" in result.stderr
+    assert f"set {missing} in deploy/.env" in result.stderr

@@ -66,7 +66,7 @@ def test_a_server_started_by_hand_ignores_a_stale_dev_env(tmp_path: Path) -> Non
     env = _stale_dev_env(tmp_path)
     by_hand = _run(env, "-c", "import app.main")
     assert by_hand.returncode != 0
-    assert "SECRET_KEY must be set" in by_hand.stderr
+    assert "INTERNAL_TOKEN must be set" in by_hand.stderr
     # The processes `make run` starts carry the flag and do read it.
     assert _run(env | {DEV_ENV_FLAG: "1"}, "-c", "import app.main").returncode == 0
 

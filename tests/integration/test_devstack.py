@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from app.database_roles import API_ROLE, SETTLEMENT_ROLE
+from app.dev.embedded import EmbeddedPostgres
 from app.dev.embedded.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,15 +32,15 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 6
 
 
 def test_run_starts_private_servers_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    api_port, settlement_port = free_port(), free_port()
+    api_port, settlement_port, pg_port = free_port(), free_port(), free_port()
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "DB_HOST"}
+        if key not in {"DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL", "DB_HOST"}
     } | {
         "ENVIRONMENT": "dev",
         "EMBEDDED_DATA_DIR": str(tmp_path / "data"),
-        "EMBEDDED_PG_PORT": str(free_port()),
+        "EMBEDDED_PG_PORT": str(pg_port),
         "EMBEDDED_REDIS_PORT": str(free_port()),
         "API_PORT": str(api_port),
         "SETTLEMENT_PORT": str(settlement_port),
@@ -54,8 +56,17 @@ def test_run_starts_private_servers_and_ctrl_c_stops_everything(tmp_path: Path) 
     try:
         _wait_healthy(f"http://127.0.0.1:{api_port}/healthz", process)
         _wait_healthy(f"http://127.0.0.1:{settlement_port}/healthz", process)
-        ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=5)
-        assert ready.status_code == 200, ready.text
+        for port in (api_port, settlement_port):
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            assert ready.status_code == 200, ready.text
+        # Migrated as the owner; the apps hold their pools' connections as the runtime roles.
+        server = EmbeddedPostgres(tmp_path / "data" / "postgres", port=pg_port)
+        users = server.psql(
+            "SELECT string_agg(DISTINCT usename, ',' ORDER BY usename) FROM pg_stat_activity"
+            " WHERE application_name = 'creditpool'",
+            database="creditpool",
+        )
+        assert users == f"{API_ROLE},{SETTLEMENT_ROLE}"
         started = psutil.Process(process.pid).children(recursive=True)
         postgres = [
             p

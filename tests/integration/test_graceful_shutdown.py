@@ -30,6 +30,7 @@ from app.settlement.main import create_app as create_settlement_app
 from tests.support.api import admin_token, approved_merchant
 from tests.support.money import assert_books_balance, bank_transfers, top_up, withdraw
 from tests.support.servers import serve
+from tests.support.stack import settlement_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
@@ -54,7 +55,7 @@ class Gate:
 
 @pytest.fixture
 async def gate(settings: Settings) -> AsyncIterator[tuple[Gate, str]]:
-    gate = Gate(create_settlement_app(settings))
+    gate = Gate(create_settlement_app(settlement_settings(settings)))
     async with serve(gate) as base_url:  # type: ignore[arg-type]
         yield gate, f"{base_url}/api/settlement/withdraw"
         gate.opened.set()

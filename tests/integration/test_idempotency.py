@@ -23,6 +23,7 @@ from tests.support.money import (
     withdraw,
 )
 from tests.support.servers import serve
+from tests.support.stack import settlement_settings
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ async def test_replay_while_the_payout_is_in_flight_learns_the_withdrawal_id(
     # Transaction 1 committed, transaction 2 not yet (as after a crash between them): the
     # key answers 202 with the withdrawal id, in sync mode too, instead of 409 in use.
     slow_bank = settings.model_copy(update={"BANK_LATENCY_MS": 1000})
-    async with serve(create_settlement_app(slow_bank)) as slow_settlement:
+    async with serve(create_settlement_app(settlement_settings(slow_bank))) as slow_settlement:
         slow = settings.model_copy(
             update={"SETTLEMENT_URL": f"{slow_settlement}/api/settlement/withdraw"}
         )

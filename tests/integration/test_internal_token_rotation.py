@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.settlement.main import create_app
 from tests.support.settlement import WITHDRAW, new_order
+from tests.support.stack import settlement_settings
 
 NEW = "n" * 40
 OLD = "o" * 40
@@ -18,9 +19,8 @@ OLD = "o" * 40
 async def rotating_settlement(
     settings: Settings, clean_db: None
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app: FastAPI = create_app(
-        settings.model_copy(update={"INTERNAL_TOKEN": NEW, "INTERNAL_TOKEN_PREVIOUS": OLD})
-    )
+    rotating = {"INTERNAL_TOKEN": NEW, "INTERNAL_TOKEN_PREVIOUS": OLD}
+    app: FastAPI = create_app(settlement_settings(settings.model_copy(update=rotating)))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://s.test") as client:

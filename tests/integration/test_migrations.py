@@ -19,7 +19,9 @@ def scratch_url(stack: ServerStack) -> str:
     """A database of its own, so migrating up and down never disturbs the other tests."""
     stack.postgres.psql("DROP DATABASE IF EXISTS migration_check")
     stack.postgres.psql("CREATE DATABASE migration_check")
-    return stack.database_url.rsplit("/", 1)[0] + "/migration_check"
+    # As the owner (the superuser), with the runtime roles already made by the main database:
+    # migration 0009 then only grants.
+    return stack.owner_url.rsplit("/", 1)[0] + "/migration_check"
 
 
 async def _inspect(url: str, func):

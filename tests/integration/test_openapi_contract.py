@@ -22,6 +22,7 @@ from app.config import Settings
 from tests.support.api import admin_token, approved_merchant
 from tests.support.money import assert_books_balance, top_up
 from tests.support.servers import serve
+from tests.support.stack import settlement_settings
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 PHASES = "examples,coverage,fuzzing,stateful"
@@ -122,7 +123,7 @@ async def test_settlement_does_what_its_openapi_document_says(
 ) -> None:
     from app.settlement.main import create_app
 
-    app = create_app(settings)
+    app = create_app(settlement_settings(settings))
     async with app.router.lifespan_context(app), serve(app) as base_url:
         config = tmp_path / "schemathesis.toml"
         config.write_text(SETTLEMENT_CONFIG)

@@ -17,7 +17,7 @@ async def test_the_fixed_script_reserves_on_its_own_tables_and_every_transaction
     result = pgbench.run(port=port, duration_s=1, clients=4)
     assert result.transactions > 0 and result.failed == 0
 
-    url = make_url(stack.database_url).set(drivername="postgresql", database=pgbench.DATABASE)
+    url = make_url(stack.owner_url).set(drivername="postgresql", database=pgbench.DATABASE)
     conn = await asyncpg.connect(url.render_as_string(hide_password=False))
     try:
         n = result.transactions

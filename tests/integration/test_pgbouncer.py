@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import PGBOUNCER_PORT, Settings
+from app.database_roles import API_ROLE, SETTLEMENT_ROLE
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app
 from app.models import ApiRequestLog
@@ -25,7 +26,7 @@ from tests.support.api import admin_token, approved_merchant
 from tests.support.money import assert_books_balance, bank_transfers, top_up, withdraw
 from tests.support.pgbouncer import PgBouncer, running_pgbouncer
 from tests.support.servers import serve
-from tests.support.stack import ServerStack
+from tests.support.stack import ServerStack, settlement_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # Fewer server connections than either app's pool: transactions of many clients share them.
@@ -45,6 +46,7 @@ def bouncer_settings(settings: Settings, bouncer: PgBouncer) -> Settings:
     changed = settings.model_copy(
         update={
             "DATABASE_URL": None,
+            "POSTGRES_USER": API_ROLE,
             "DB_HOST": bouncer.host,
             "DB_PORT": bouncer.port,
             "DB_PGBOUNCER": True,
@@ -67,7 +69,7 @@ async def bouncer_sessions(
 async def apps_through(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The core API and settlement (over real HTTP), both reaching PostgreSQL via PgBouncer;
     on exit both have shut down and flushed their request logs through it."""
-    async with serve(create_settlement_app(settings)) as settlement:
+    async with serve(create_settlement_app(settlement_settings(settings))) as settlement:
         settings = settings.model_copy(
             update={"SETTLEMENT_URL": f"{settlement}/api/settlement/withdraw"}
         )
@@ -107,7 +109,10 @@ async def test_concurrent_withdrawals_through_pgbouncer_balance_the_books(
     await assert_books_balance(bouncer_sessions)
     # Many clients' transactions took turns on a few server connections.
     assert pools["creditpool"]["pool_mode"] == "transaction"
-    assert 0 < len(servers) <= SERVER_CONNECTIONS < len(clients)
+    # PgBouncer keeps a pool per user: each runtime role's is at most SERVER_CONNECTIONS.
+    per_role = Counter(row["user"] for row in servers)
+    assert set(per_role) <= {API_ROLE, SETTLEMENT_ROLE}
+    assert 0 < max(per_role.values()) <= SERVER_CONNECTIONS < len(clients)
     # The request log's COPY went through PgBouncer too: every withdrawal and every settle
     # batch call (which carries the request id of its first member) is there.
     # (Matched by request id: the session's shared settlement server may flush rows of
@@ -126,11 +131,15 @@ async def test_concurrent_withdrawals_through_pgbouncer_balance_the_books(
     assert 1 <= len([request_id for request_id in paid_ids if request_id in api_ids]) <= 25
 
 
-async def test_statement_timeout_comes_from_pgbouncer(
+async def test_the_runtime_roles_timeouts_hold_through_pgbouncer(
     bouncer_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
+    """PgBouncer sends no SET (no connect_query): the role's own settings (migration 0009)."""
     async with bouncer_sessions() as session:
+        assert await session.scalar(text("SELECT current_user")) == API_ROLE
         assert await session.scalar(text("SHOW statement_timeout")) == "5s"
+        assert await session.scalar(text("SHOW lock_timeout")) == "3s"
+        assert await session.scalar(text("SHOW idle_in_transaction_session_timeout")) == "30s"
         # application_name_add_host: pg_stat_activity tells which replica holds a connection.
         name = await session.scalar(text("SHOW application_name"))
         assert name.startswith("creditpool - ")
@@ -143,6 +152,7 @@ def test_replicas_share_server_connections(bouncer_settings: Settings) -> None:
         "DB_HOST": str(bouncer_settings.DB_HOST),
         "DB_PORT": str(PGBOUNCER_PORT),
         "DB_PGBOUNCER": "true",
+        "POSTGRES_USER": API_ROLE,
         "ENVIRONMENT": "test",
     }
     for _ in range(2):

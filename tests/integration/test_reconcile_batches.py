@@ -21,6 +21,7 @@ from app.withdrawals.settlement_client import create_http_client
 from tests.support.factories import WithdrawalRecord, create_merchant, create_withdrawal, fund_pool
 from tests.support.money import assert_books_balance, bank_transfers, withdrawal_row
 from tests.support.servers import serve
+from tests.support.stack import settlement_settings
 
 
 async def _stuck(
@@ -94,7 +95,7 @@ class InFlight:
 async def counted_settlement(settings: Settings) -> AsyncIterator[tuple[InFlight, str]]:
     # The bank takes a while, so the calls of one round overlap for sure.
     slow = settings.model_copy(update={"BANK_LATENCY_MS": 200})
-    counter = InFlight(create_settlement_app(slow))
+    counter = InFlight(create_settlement_app(settlement_settings(slow)))
     async with serve(counter) as base_url:  # type: ignore[arg-type]
         yield counter, f"{base_url}/api/settlement/withdraw"
 

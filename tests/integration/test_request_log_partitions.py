@@ -14,6 +14,7 @@ from app.settlement.main import create_app as create_settlement_app
 from tests.conftest import _client_for
 from tests.support.observability import logged_requests
 from tests.support.settlement import WITHDRAW, new_order
+from tests.support.stack import settlement_settings
 from workers.jobs import maintain_request_log
 
 
@@ -105,7 +106,7 @@ async def test_settlements_request_log_rows_carry_the_withdrawal_id(
     auth: dict[str, str],
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    app = create_settlement_app(settings)
+    app = create_settlement_app(settlement_settings(settings))
     order = new_order()
     async for client in _client_for(app, "http://settlement.test"):
         paid = await client.post(WITHDRAW, json=order, headers=auth)

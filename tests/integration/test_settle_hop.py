@@ -33,6 +33,7 @@ from tests.support.money import assert_books_balance, bank_transfers, top_up, wi
 from tests.support.observability import core_api, samples
 from tests.support.servers import black_hole, serve
 from tests.support.settlement import CountingBank
+from tests.support.stack import settlement_settings
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 
@@ -55,7 +56,7 @@ class Gate:
 
 @asynccontextmanager
 async def gated_settlement(settings: Settings) -> AsyncIterator[tuple[Gate, CountingBank, str]]:
-    app = create_settlement_app(settings)
+    app = create_settlement_app(settlement_settings(settings))
     gate = Gate(app)
     async with app.router.lifespan_context(app), serve(gate) as base_url:  # type: ignore[arg-type]
         app.state.bank = bank = CountingBank(app.state.bank)

@@ -15,6 +15,7 @@ from app.config import Settings
 from app.settlement.bank import Transfer
 from tests.conftest import _client_for
 from tests.support.settlement import WITHDRAW, CountingBank, new_order, payout_order
+from tests.support.stack import settlement_settings
 
 BANK_REFERENCE = re.compile(r"^BNK-[0-9A-F]{16}$")
 
@@ -23,7 +24,7 @@ async def settlement_with(settings: Settings, **changes: Any) -> AsyncIterator[h
     """A settlement app with some settings changed (the caller's test must use clean_db)."""
     from app.settlement.main import create_app
 
-    app = create_app(settings.model_copy(update=changes))
+    app = create_app(settlement_settings(settings.model_copy(update=changes)))
     async for client in _client_for(app, "http://settlement.test"):
         yield client
 
@@ -34,7 +35,7 @@ async def counted_settlement(
     """Like settlement_with, and the bank it pays with counts the calls it receives."""
     from app.settlement.main import create_app
 
-    app = create_app(settings.model_copy(update=changes))
+    app = create_app(settlement_settings(settings.model_copy(update=changes)))
     async for client in _client_for(app, "http://settlement.test"):
         app.state.bank = bank = CountingBank(app.state.bank)
         yield client, bank
@@ -241,7 +242,7 @@ async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
     clean_db: None,
     auth: dict[str, str],
     sessionmaker: Any,
-    engine: AsyncEngine,
+    settlement_engine: AsyncEngine,
 ) -> None:
     from app.settlement import repository
     from app.settlement.bank import SimulatedBank
@@ -249,14 +250,14 @@ async def test_crash_after_the_bank_paid_is_completed_with_the_same_transfer(
     order = new_order()
     withdrawal_id = uuid.UUID(order["withdrawal_id"])
     # The state a crash between the bank call and recording its outcome leaves behind.
-    async with engine.begin() as conn:
+    async with settlement_engine.begin() as conn:
         claimed = await repository.insert_pending(
             conn,
             [payout_order(order)],
             lease_s=0.000001,  # the crashed holder's lease has expired
         )
     pending = claimed[withdrawal_id]
-    paid = await SimulatedBank(engine).pay(
+    paid = await SimulatedBank(settlement_engine).pay(
         reference=withdrawal_id, amount=pending.amount, account=pending.bank_account
     )
 
@@ -277,13 +278,13 @@ async def test_a_payout_whose_lease_is_held_answers_pending_without_calling_the_
     clean_db: None,
     auth: dict[str, str],
     sessionmaker: Any,
-    engine: AsyncEngine,
+    settlement_engine: AsyncEngine,
 ) -> None:
     from app.settlement import repository
 
     order = new_order()
     # Another settlement process holds the lease and is (as far as anyone knows) in the bank.
-    async with engine.begin() as conn:
+    async with settlement_engine.begin() as conn:
         await repository.insert_pending(conn, [payout_order(order)], lease_s=60)
 
     async for client, bank in counted_settlement(settings):
@@ -327,7 +328,7 @@ async def test_the_pending_claim_and_its_lease_are_committed_before_the_bank_is_
 
     from app.settlement.main import create_app
 
-    app = create_app(settings)
+    app = create_app(settlement_settings(settings))
     async for client in _client_for(app, "http://settlement.test"):
         app.state.bank = LookingBank(app.state.bank)
         order = new_order()

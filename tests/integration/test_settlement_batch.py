@@ -33,6 +33,7 @@ from tests.support.settlement import (
     new_order,
     payout_order,
 )
+from tests.support.stack import settlement_settings
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 KINDS = ("new", "paid", "refused", "leased", "expired", "mismatched", "rejected")
@@ -70,11 +71,16 @@ def _item(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_a_mixed_batch_answers_each_order_as_the_single_endpoint_does(
-    settings: Settings, clean_db: None, auth: dict[str, str], engine: AsyncEngine, sessionmaker: Any
+    settings: Settings,
+    clean_db: None,
+    auth: dict[str, str],
+    settlement_engine: AsyncEngine,
+    sessionmaker: Any,
 ) -> None:
     async for client, bank in counted_settlement(settings):
-        batched = await _prepare(client, engine, auth)
-        alone = await _prepare(client, engine, auth)
+        # The earlier states are written as settlement writes them: as its role.
+        batched = await _prepare(client, settlement_engine, auth)
+        alone = await _prepare(client, settlement_engine, auth)
         bank.calls.clear()
         bank.batches.clear()
 
@@ -244,7 +250,7 @@ async def test_a_refusal_is_recorded_before_the_batch_answers_it(
             seen.extend(await rows(sessionmaker, "settlement_payouts"))
             return await super().pay_batch(transfers)
 
-    app = create_app(settings)
+    app = create_app(settlement_settings(settings))
     orders = [new_order(), new_order(account="IRREJECT0002")]
     async for client in _client_for(app, "http://settlement.test"):
         app.state.bank = LookingBank(app.state.bank)

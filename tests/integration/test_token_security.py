@@ -56,7 +56,7 @@ async def test_expired_token_is_refused(api: httpx.AsyncClient, settings: Settin
     past = datetime.now(UTC) - timedelta(hours=2)
     token = jwt.encode(
         _claims(user_id, iat=past, exp=past + timedelta(minutes=1)),
-        settings.SECRET_KEY,
+        settings.secret_key,
         algorithm="HS256",
     )
     response = await api.get("/api/v1/me", headers=bearer(token))
@@ -85,7 +85,7 @@ async def test_a_role_claim_grants_nothing_even_when_signed(
 ) -> None:
     user_id, _ = await _merchant_user_id(api)
     token = jwt.encode(
-        _claims(user_id, is_admin=True, role="admin"), settings.SECRET_KEY, algorithm="HS256"
+        _claims(user_id, is_admin=True, role="admin"), settings.secret_key, algorithm="HS256"
     )
     response = await api.get("/api/v1/admin/merchants", headers=bearer(token))
     assert response.status_code == 403
@@ -104,13 +104,13 @@ async def test_token_missing_a_required_claim_is_refused(
     user_id, _ = await _merchant_user_id(api)
     claims = _claims(user_id)
     del claims["jti"]
-    await _assert_401(api, jwt.encode(claims, settings.SECRET_KEY, algorithm="HS256"))
+    await _assert_401(api, jwt.encode(claims, settings.secret_key, algorithm="HS256"))
 
 
 async def test_token_for_a_deleted_user_is_refused(
     api: httpx.AsyncClient, settings: Settings
 ) -> None:
-    await _assert_401(api, jwt.encode(_claims(987654321), settings.SECRET_KEY, algorithm="HS256"))
+    await _assert_401(api, jwt.encode(_claims(987654321), settings.secret_key, algorithm="HS256"))
 
 
 @pytest.mark.parametrize(

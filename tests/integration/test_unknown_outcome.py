@@ -21,6 +21,7 @@ from tests.conftest import _client_for
 from tests.support.api import admin_token, approved_merchant, bearer
 from tests.support.money import assert_books_balance, bank_transfers, top_up, withdraw
 from tests.support.servers import black_hole, serve
+from tests.support.stack import settlement_settings
 
 
 async def _reconcile(db: asyncpg.Pool, settings: Settings) -> dict[str, int]:
@@ -109,7 +110,7 @@ async def test_answer_lost_after_payment_is_found_by_reconcile_not_paid_again(
 ) -> None:
     # The bank takes longer than the core waits: settlement pays, the answer never arrives.
     slow_bank = settings.model_copy(update={"BANK_LATENCY_MS": 600})
-    async with serve(create_settlement_app(slow_bank)) as slow_settlement:
+    async with serve(create_settlement_app(settlement_settings(slow_bank))) as slow_settlement:
         impatient = settings.model_copy(
             update={
                 "SETTLEMENT_URL": f"{slow_settlement}/api/settlement/withdraw",

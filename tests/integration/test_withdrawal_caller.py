@@ -154,7 +154,7 @@ def test_a_token_whose_merchant_id_is_not_an_integer_is_invalid(
     from app.auth.tokens import ALGORITHM
 
     good = issue_token(settings, user_id=1, version=0, token_type="access", merchant_id=7).token
-    claims = jwt.decode(good, settings.SECRET_KEY, algorithms=[ALGORITHM]) | {"mid": mid}
-    forged = jwt.encode(claims, settings.SECRET_KEY, algorithm=ALGORITHM)
+    claims = jwt.decode(good, settings.secret_key, algorithms=[ALGORITHM]) | {"mid": mid}
+    forged = jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
     with pytest.raises(InvalidToken):
         read_token(settings, forged, expected_type="access")

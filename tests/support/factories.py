@@ -11,8 +11,9 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from sqlalchemy import func, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
+from app.database_roles import SETTLEMENT_ROLE
 from app.idempotency.service import fingerprint
 from app.ledger import service as ledger
 from app.ledger.schemas import TopUpResult
@@ -207,7 +208,26 @@ async def _payout(
     status: PayoutStatus,
     bank_reference: str | None,
 ) -> None:
-    await session.execute(
+    """Settlement's records of the payout, written as settlement writes them: by its own role
+    (the core's may not), committed at once (settlement commits before the core finishes)."""
+    url = (await session.connection()).engine.url
+    engine = create_async_engine(url.set(username=SETTLEMENT_ROLE, password=None))
+    try:
+        async with engine.begin() as conn:
+            await _write_payout(conn, merchant, withdrawal_id, amount, status, bank_reference)
+    finally:
+        await engine.dispose()
+
+
+async def _write_payout(
+    conn: AsyncConnection,
+    merchant: MerchantRecord,
+    withdrawal_id: uuid.UUID,
+    amount: Decimal,
+    status: PayoutStatus,
+    bank_reference: str | None,
+) -> None:
+    await conn.execute(
         insert(SettlementPayout).values(
             withdrawal_id=withdrawal_id,
             merchant_id=merchant.id,
@@ -220,7 +240,7 @@ async def _payout(
         )
     )
     # The bank's own book: the transfer settlement asked it for (the money that left).
-    await session.execute(
+    await conn.execute(
         insert(SettlementBankTransfer).values(
             reference=withdrawal_id,
             amount=amount,

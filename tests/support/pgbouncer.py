@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import PGBOUNCER_PORT
+from app.database_roles import RUNTIME_ROLES
 from app.dev.embedded import EmbeddedPostgres
 from app.dev.embedded.postgres import BIN_DIR
 from app.dev.embedded.process import wait_for_port
@@ -95,7 +96,8 @@ def _config(
     path = directory / "pgbouncer.ini"
     with path.open("w") as file:
         config.write(file)
-    (directory / "userlist.txt").write_text('"postgres" ""\n')
+    users = ("postgres", *RUNTIME_ROLES)
+    (directory / "userlist.txt").write_text("".join(f'"{user}" ""\n' for user in users))
     return str(path)
 
 

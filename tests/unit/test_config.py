@@ -30,8 +30,48 @@ def test_production_starts_with_real_secrets() -> None:
 
 def test_dev_mode_allows_the_default_secrets() -> None:
     settings = Settings(ENVIRONMENT="dev")
-    assert settings.SECRET_KEY == DEFAULT_SECRET_KEY
+    assert settings.secret_key == DEFAULT_SECRET_KEY
     assert settings.is_dev
+
+
+def test_settlement_and_the_worker_run_in_production_without_a_secret_key() -> None:
+    """Only the api signs tokens; Compose blanks SECRET_KEY for the others."""
+    for blank in ({}, {"SECRET_KEY": ""}):
+        settings = Settings(ENVIRONMENT="production", INTERNAL_TOKEN=STRONG, **blank)
+        assert settings.SECRET_KEY is None
+        with pytest.raises(RuntimeError, match="SECRET_KEY"):
+            _ = settings.secret_key
+
+
+def test_the_settlement_app_is_built_in_production_without_a_secret_key() -> None:
+    from app.settlement.main import create_app
+
+    assert create_app(Settings(ENVIRONMENT="production", INTERNAL_TOKEN=STRONG)) is not None
+
+
+def test_the_api_refuses_to_start_in_production_without_a_secret_key() -> None:
+    from app.main import create_app
+
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app(Settings(ENVIRONMENT="production", INTERNAL_TOKEN=STRONG))
+
+
+def test_migrations_use_the_owner_url_else_the_processes_own() -> None:
+    runtime = "postgresql://creditpool_api@db/creditpool"
+    single = Settings(ENVIRONMENT="test", DATABASE_URL=runtime, MIGRATION_DATABASE_URL=None)
+    assert single.migration_database_url == "postgresql+asyncpg://creditpool_api@db/creditpool"
+    owner = Settings(
+        ENVIRONMENT="test",
+        DATABASE_URL=runtime,
+        MIGRATION_DATABASE_URL="postgres://o@db/creditpool",
+    )
+    assert owner.migration_database_url == "postgresql+asyncpg://o@db/creditpool"
+    assert owner.database_url == "postgresql+asyncpg://creditpool_api@db/creditpool"
+
+
+def test_migrate_gives_login_only_to_the_roles_whose_password_it_holds() -> None:
+    settings = Settings(ENVIRONMENT="test", API_DB_PASSWORD=None, SETTLEMENT_DB_PASSWORD="pw")
+    assert settings.runtime_role_passwords == {"creditpool_settlement": "pw"}
 
 
 def test_database_url_is_built_from_the_seed_parts(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -77,22 +77,63 @@ def test_every_pod_runs_the_one_image_as_non_root_with_settings() -> None:
         assert main["securityContext"]["allowPrivilegeEscalation"] is False
         assert main["securityContext"]["readOnlyRootFilesystem"] is True
         assert main["resources"]["requests"]["cpu"]
-        sources = {next(iter(ref.values()))["name"] for ref in main["envFrom"]}
-        assert sources == {"creditpool-config", "creditpool-secrets"}
+        sources = [next(iter(ref.values()))["name"] for ref in main["envFrom"]]
+        # Each workload its own Secret, after the config (the later source wins).
+        assert sources == ["creditpool-config", f"creditpool-{role}-secrets"]
 
 
-def test_config_and_secret_hold_only_real_settings() -> None:
+def _environment(kind: str, name: str, role: str) -> dict[str, str]:
+    """What the process sees: the config, its Secret, then its own env (which win)."""
+    env = one("ConfigMap", "creditpool-config")["data"] | secret(role)
+    return env | {
+        i["name"]: i["value"] for i in container(kind, name).get("env", []) if "value" in i
+    }
+
+
+def secret(role: str) -> dict[str, str]:
+    return dict(one("Secret", f"creditpool-{role}-secrets")["stringData"])
+
+
+def test_config_and_secrets_hold_only_real_settings() -> None:
     config = one("ConfigMap", "creditpool-config")["data"]
-    secret = one("Secret", "creditpool-secrets")["stringData"]
     # DB_DIRECT_HOST is the migration Job's DB_HOST; Settings ignore it.
     assert set(config) - {"DB_DIRECT_HOST"} <= set(Settings.model_fields)
-    assert set(secret) == {"SECRET_KEY", "INTERNAL_TOKEN", "POSTGRES_PASSWORD"}
+    for role in (*ROLES, "migrate"):
+        assert set(secret(role)) <= set(Settings.model_fields), role
     assert config["DB_PORT"] == "6432"
     settings = Settings(**config | {"ENVIRONMENT": "dev", "DATABASE_URL": None})
     assert settings.behind_pgbouncer
     # The placeholders cannot go live: production refuses them.
     with pytest.raises(ValidationError, match="SECRET_KEY"):
-        Settings(**config | secret)
+        Settings(**config | secret("api"))
+
+
+def test_each_process_gets_its_own_role_and_only_its_secrets() -> None:
+    """Only the api signs tokens; only the migration holds the owner's password."""
+    users = {
+        role: _environment(kind, name, role)["POSTGRES_USER"]
+        for kind, name, role in [
+            *[("Deployment", f"creditpool-{r}", r) for r in ROLES],
+            ("Job", "creditpool-migrate", "migrate"),
+        ]
+    }
+    assert users == {
+        "api": "creditpool_api",
+        "worker": "creditpool_api",
+        "settlement": "creditpool_settlement",
+        "migrate": "replace-me",  # the owner, from its Secret
+    }
+    assert set(secret("api")) == {"SECRET_KEY", "INTERNAL_TOKEN", "POSTGRES_PASSWORD"}
+    assert (
+        set(secret("worker"))
+        == set(secret("settlement"))
+        == {
+            "INTERNAL_TOKEN",
+            "POSTGRES_PASSWORD",
+        }
+    )
+    assert {"API_DB_PASSWORD", "SETTLEMENT_DB_PASSWORD"} <= set(secret("migrate"))
+    assert "SECRET_KEY" not in secret("migrate")
 
 
 def test_api_and_settlement_probe_health_and_readiness_and_drain() -> None:

@@ -12,6 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from app import migrations
+from app.database_roles import RUNTIME_ROLES
 from app.dev.embedded.process import make_traversable, wait_for_port
 
 # Located without importing the package, whose import has side effects (runtime dirs, atexit).
@@ -42,7 +44,18 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+        """The superuser's: the owner that migrates (and the tests' clean-up)."""
+        return self.url_for("postgres")
+
+    def url_for(self, role: str) -> str:
+        """A runtime role's (app/database_roles.py); trust authentication, 127.0.0.1 only."""
+        return f"postgresql://{role}@127.0.0.1:{self.port}/{self.database}"
+
+    def migrate(self) -> None:
+        """Migrate as the owner, then let the runtime roles log in (migration 0009 makes
+        them NOLOGIN; here no password is needed)."""
+        migrations.upgrade(self.url)
+        migrations.enable_logins(self.url, dict.fromkeys(RUNTIME_ROLES))
 
     @property
     def log_file(self) -> Path:

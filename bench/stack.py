@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from app import migrations
+from app.database_roles import API_ROLE, SETTLEMENT_ROLE, as_role
 from app.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 from app.dev.embedded.process import free_port
 
@@ -58,7 +58,8 @@ class BenchStack:
 
     def restart(self, name: str) -> None:
         """Start `name` again as it was first started, as a supervisor would after it died."""
-        self.processes[name] = _spawn(self.commands[name], self.env, self.logs / f"{name}.log")
+        env = process_env(self.env, name)
+        self.processes[name] = _spawn(self.commands[name], env, self.logs / f"{name}.log")
 
     def log_offsets(self) -> dict[str, int]:
         """Where each app's log ends now (see `errors_since`)."""
@@ -127,7 +128,7 @@ def running_servers() -> Iterator[Servers]:
     try:
         postgres.start()
         redis_server.start()
-        migrations.upgrade(postgres.url)
+        postgres.migrate()  # as the owner; the apps run as the runtime roles
         pids = {"postgres": _postmaster_pid(postgres), "redis": _redis_pid(redis_server.url)}
         yield Servers(root, postgres.url, redis_server.url, postgres, redis_server, pids)
     finally:
@@ -144,11 +145,21 @@ def app_env(servers: Servers, extra_env: dict[str, str] | None = None) -> dict[s
             "ENVIRONMENT": "production",
             "SECRET_KEY": secrets.token_urlsafe(32),
             "INTERNAL_TOKEN": secrets.token_urlsafe(32),
-            "DATABASE_URL": servers.database_url,
+            # The api's role; settlement's process gets its own (process_env). The owner
+            # migrates and resets the seed.
+            "DATABASE_URL": servers.postgres.url_for(API_ROLE),
+            "MIGRATION_DATABASE_URL": servers.database_url,
             "REDIS_URL": servers.redis_url,
         }
         | (extra_env or {})
     )
+
+
+def process_env(env: dict[str, str], name: str) -> dict[str, str]:
+    """`env` for the app process `name`: settlement logs in as its own role."""
+    if name != "settlement":
+        return env
+    return env | {"DATABASE_URL": as_role(env["DATABASE_URL"], SETTLEMENT_ROLE)}
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes] | None, timeout: float = 60) -> None:
@@ -207,7 +218,7 @@ def running_apps(
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, args in commands.items():
-            processes[name] = _spawn(args, env, logs / f"{name}.log")
+            processes[name] = _spawn(args, process_env(env, name), logs / f"{name}.log")
         api_url = f"http://127.0.0.1:{api_port}"
         wait_healthy(settlement_url, processes["settlement"])
         wait_healthy(api_url, processes["api"])

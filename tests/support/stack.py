@@ -8,10 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from app.config import Settings
-from app.database_roles import API_ROLE, SETTLEMENT_ROLE
+from app.database_roles import API_ROLE, SETTLEMENT_ROLE, as_role
 from app.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 from app.dev.embedded.process import free_port
 
@@ -38,11 +36,6 @@ class ServerStack:
     @property
     def redis_url(self) -> str:
         return self.redis.url
-
-
-def as_role(url: str, role: str) -> str:
-    """The same server and database as `url`, as `role` (trust authentication)."""
-    return make_url(url).set(username=role, password=None).render_as_string(False)
 
 
 def settlement_settings(settings: Settings) -> Settings:

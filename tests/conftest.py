@@ -164,11 +164,20 @@ async def _client_for(app: FastAPI, base_url: str) -> AsyncIterator[httpx.AsyncC
 
 
 @pytest.fixture
-async def api(settings: Settings, clean_db: None, redis: Redis) -> AsyncIterator[httpx.AsyncClient]:
-    """The core API through a real ASGI transport, with its real lifespan."""
+async def api_app(settings: Settings, clean_db: None, redis: Redis) -> AsyncIterator[FastAPI]:
+    """The core app with its real lifespan running (for tests that reach into app.state)."""
     from app.main import create_app
 
-    async for client in _client_for(create_app(settings), "http://api.test"):
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def api(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The core API through a real ASGI transport, with its real lifespan."""
+    transport = httpx.ASGITransport(app=api_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
         yield client
 
 

@@ -3,9 +3,7 @@ before its reservation, 503 SHUTTING_DOWN and nothing changed; after it, 202 PRO
 the money reserved for the reconciler."""
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -21,39 +19,21 @@ from tests.support.money import assert_books_balance, count_rows, top_up, withdr
 
 
 @pytest.fixture
-async def app(settings: Settings, clean_db: None, redis: Any) -> AsyncIterator[FastAPI]:
-    from app.main import create_app
-
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
-        yield client
-
-
-@pytest.fixture
-async def merchant(
-    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
-) -> str:
-    admin = await admin_token(client, sessionmaker)
-    await top_up(client, admin, "100.00")
-    return (await approved_merchant(client, admin, credit_limit="50.00"))[1]
+async def merchant(api: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]) -> str:
+    admin = await admin_token(api, sessionmaker)
+    await top_up(api, admin, "100.00")
+    return (await approved_merchant(api, admin, credit_limit="50.00"))[1]
 
 
 async def test_a_closed_reserve_batcher_is_503_shutting_down_and_changes_nothing(
-    app: FastAPI,
-    client: httpx.AsyncClient,
+    api_app: FastAPI,
+    api: httpx.AsyncClient,
     merchant: str,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    await app.state.money.reserver.aclose()
+    await api_app.state.money.reserver.aclose()
 
-    refused = await withdraw(client, merchant, "5.00")
+    refused = await withdraw(api, merchant, "5.00")
 
     assert refused.status_code == 503, refused.text
     assert refused.headers["content-type"] == "application/problem+json"
@@ -65,23 +45,25 @@ async def test_a_closed_reserve_batcher_is_503_shutting_down_and_changes_nothing
 
 
 async def test_a_closed_settle_batcher_leaves_the_reserved_withdrawal_to_the_reconciler(
-    app: FastAPI,
-    client: httpx.AsyncClient,
+    api_app: FastAPI,
+    api: httpx.AsyncClient,
     merchant: str,
     money: MoneyPath,
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    await app.state.settler.aclose()
+    await api_app.state.settler.aclose()
     key = uuid.uuid4().hex
 
-    accepted = await withdraw(client, merchant, "5.00", key=key)
+    accepted = await withdraw(api, merchant, "5.00", key=key)
 
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["status"] == "PROCESSING"
     await assert_books_balance(sessionmaker)  # reserved, in flight
-    report = await reconcile(money, http=app.state.http, settings=settings, older_than=timedelta(0))
+    report = await reconcile(
+        money, http=api_app.state.http, settings=settings, older_than=timedelta(0)
+    )
     assert report.outcomes == {"PAID": 1}
-    replay = await withdraw(client, merchant, "5.00", key=key)
+    replay = await withdraw(api, merchant, "5.00", key=key)
     assert replay.json()["status"] == "SUCCESS"
     await assert_books_balance(sessionmaker)

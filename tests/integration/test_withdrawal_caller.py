@@ -3,7 +3,6 @@ request: the access token names the merchant (`mid`), the batch checks the token
 the merchant's status for all its members in one statement."""
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -23,61 +22,45 @@ IDENTITY_LOOKUP = "LEFT OUTER JOIN merchants ON merchants.user_id = users.id"
 
 
 @pytest.fixture
-async def app(settings: Settings, clean_db: None, redis: Any) -> AsyncIterator[FastAPI]:
-    from app.main import create_app
-
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
-        yield client
-
-
-@pytest.fixture
-def statements(app: FastAPI) -> list[str]:
+def statements(api_app: FastAPI) -> list[str]:
     """Every SQL statement the app's engine runs from now on."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(statement)
 
-    event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
+    event.listen(api_app.state.engine.sync_engine, "before_cursor_execute", record)
     return seen
 
 
 @pytest.fixture
-async def admin(client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]) -> str:
-    token = await admin_token(client, sessionmaker)
-    await top_up(client, token, "1000.00")
+async def admin(api: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]) -> str:
+    token = await admin_token(api, sessionmaker)
+    await top_up(api, token, "1000.00")
     return token
 
 
 async def test_a_merchant_token_names_its_merchant_and_withdraws_without_a_caller_lookup(
-    client: httpx.AsyncClient, admin: str, settings: Settings, statements: list[str]
+    api: httpx.AsyncClient, admin: str, settings: Settings, statements: list[str]
 ) -> None:
-    merchant_id, token = await approved_merchant(client, admin, credit_limit="50.00")
+    merchant_id, token = await approved_merchant(api, admin, credit_limit="50.00")
     assert read_token(settings, token, expected_type="access").merchant_id == merchant_id
     statements.clear()
 
-    paid = await withdraw(client, token, "5.00")
+    paid = await withdraw(api, token, "5.00")
 
     assert paid.status_code == 200, paid.text
     assert not [s for s in statements if IDENTITY_LOOKUP in s]
 
 
 async def test_a_token_without_its_merchant_id_still_withdraws_through_the_lookup(
-    client: httpx.AsyncClient,
+    api: httpx.AsyncClient,
     admin: str,
     settings: Settings,
     statements: list[str],
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    _, token = await approved_merchant(client, admin, credit_limit="50.00")
+    _, token = await approved_merchant(api, admin, credit_limit="50.00")
     claims = read_token(settings, token, expected_type="access")
     # As issued before tokens carried `mid` (they live an hour across a deploy).
     older = issue_token(
@@ -85,7 +68,7 @@ async def test_a_token_without_its_merchant_id_still_withdraws_through_the_looku
     ).token
     statements.clear()
 
-    paid = await withdraw(client, older, "5.00")
+    paid = await withdraw(api, older, "5.00")
 
     assert paid.status_code == 200, paid.text
     assert [s for s in statements if IDENTITY_LOOKUP in s]
@@ -93,23 +76,23 @@ async def test_a_token_without_its_merchant_id_still_withdraws_through_the_looku
 
 
 async def test_a_revoked_token_is_refused_in_the_batch_and_replays_nothing(
-    client: httpx.AsyncClient, admin: str, sessionmaker: async_sessionmaker[AsyncSession]
+    api: httpx.AsyncClient, admin: str, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     merchant_id, old_token = await approved_merchant(
-        client, admin, credit_limit="50.00", username="revoked-merchant"
+        api, admin, credit_limit="50.00", username="revoked-merchant"
     )
     key = uuid.uuid4().hex
-    first = await withdraw(client, old_token, "5.00", key=key)
+    first = await withdraw(api, old_token, "5.00", key=key)
     assert first.status_code == 200, first.text
     # Suspending and reactivating revokes every token issued before.
     for step in ("suspend", "reactivate"):
-        changed = await client.post(
+        changed = await api.post(
             f"/api/v1/admin/merchants/{merchant_id}/{step}", headers=bearer(admin)
         )
         assert changed.status_code == 200, changed.text
 
-    replay = await withdraw(client, old_token, "5.00", key=key)
-    fresh = await withdraw(client, old_token, "7.00")
+    replay = await withdraw(api, old_token, "5.00", key=key)
+    fresh = await withdraw(api, old_token, "7.00")
 
     for refused in (replay, fresh):
         assert refused.status_code == 401, refused.text
@@ -117,8 +100,8 @@ async def test_a_revoked_token_is_refused_in_the_batch_and_replays_nothing(
         assert refused.json()["code"] == "INVALID_TOKEN"
         assert "Idempotent-Replayed" not in refused.headers
     assert await count_rows(sessionmaker, Withdrawal) == 1
-    relogged = (await login(client, "revoked-merchant"))["access"]
-    again = await withdraw(client, relogged, "5.00", key=key)
+    relogged = (await login(api, "revoked-merchant"))["access"]
+    again = await withdraw(api, relogged, "5.00", key=key)
     assert again.status_code == 200
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["withdrawal_id"] == first.json()["withdrawal_id"]
@@ -127,16 +110,16 @@ async def test_a_revoked_token_is_refused_in_the_batch_and_replays_nothing(
 
 
 async def test_a_suspended_merchants_fresh_token_is_refused_in_the_batch(
-    client: httpx.AsyncClient, admin: str, sessionmaker: async_sessionmaker[AsyncSession]
+    api: httpx.AsyncClient, admin: str, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    merchant_id, _ = await approved_merchant(client, admin, username="suspended-in-batch")
-    suspended = await client.post(
+    merchant_id, _ = await approved_merchant(api, admin, username="suspended-in-batch")
+    suspended = await api.post(
         f"/api/v1/admin/merchants/{merchant_id}/suspend", headers=bearer(admin)
     )
     assert suspended.status_code == 200, suspended.text
-    token = (await login(client, "suspended-in-batch"))["access"]
+    token = (await login(api, "suspended-in-batch"))["access"]
 
-    refused = await withdraw(client, token, "1.00")
+    refused = await withdraw(api, token, "1.00")
 
     assert refused.status_code == 403
     assert refused.json()["code"] == "MERCHANT_NOT_APPROVED"

@@ -49,8 +49,7 @@ class Settings(BaseSettings):
     POSTGRES_PASSWORD: str = ""
     DB_HOST: str | None = None
     DB_PORT: int = 5432
-    # Per pool: the api and the worker have one (their engine; batching needs few connections),
-    # settlement two (its engine and its statement pool, app/db.py).
+    # Each process has one pool, its engine's (app/db.py); batching needs few connections.
     DB_POOL_SIZE: int = 10
     # Unset (the default): the runtime roles' own settings apply (app/database_roles.py
     # ROLE_TIMEOUTS: 5 s, 3 s, 30 s, migration 0009), which hold behind any pooler. Set: sent at

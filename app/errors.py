@@ -198,8 +198,8 @@ _ROLLED_BACK_SQLSTATES = ("57014", "40001", "40P01", "55P03", "53")
 _LINK_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
-# Errors of the asyncpg statement pool (app.db) that the error handler answers, like
-# SQLAlchemy's: 503 when transient, else 500.
+# Database errors the error handler answers (SQLAlchemy's, and asyncpg's raised through the
+# driver connection, e.g. the request log's COPY): 503 when transient, else 500.
 DATABASE_ERRORS = (sa_exc.SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -307,7 +307,7 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
-    # The statement pool (asyncpg) raises plain OS errors when PostgreSQL is unreachable.
+    # asyncpg raises plain OS errors when PostgreSQL is unreachable.
     for kind in (*DATABASE_ERRORS, ConnectionError, TimeoutError):
         app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -10,9 +10,8 @@ import logging
 import os
 import subprocess
 import sys
-import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -46,6 +45,7 @@ from tests.support.money import (
 )
 from tests.support.observability import scrape
 from tests.support.servers import serve
+from tests.support.settlement import processing_withdrawal
 
 
 async def _paid_but_not_recorded(
@@ -222,22 +222,7 @@ async def test_an_answer_that_is_not_settlements_record_for_the_withdrawal_is_un
     settings: Settings, case: str
 ) -> None:
     status, body, reason = ANSWERS[case]
-    withdrawal = WithdrawalRow(
-        id=uuid.uuid4(),
-        merchant_id=1,
-        account_id=uuid.uuid4(),
-        amount=Decimal("10.00"),
-        bank_account="DE89370400440532013000",
-        status="PROCESSING",
-        idempotency_key="k",
-        bank_reference=None,
-        failure_code=None,
-        reserve_tx_id=uuid.uuid4(),
-        final_tx_id=None,
-        attempts=1,
-        created_at=datetime.now(UTC),
-        updated_at=datetime.now(UTC),
-    )
+    withdrawal = processing_withdrawal()
     labels = {"reason": reason}
     before = REGISTRY.get_sample_value("creditpool_settlement_unknown_outcomes_total", labels)
 

@@ -6,8 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -26,13 +25,12 @@ from app.settlement.main import create_app as create_settlement_app
 from app.withdrawals import settlement_client
 from app.withdrawals.money_path import MoneyPath
 from app.withdrawals.reconcile import reconcile
-from app.withdrawals.repository import WithdrawalRow
 from app.withdrawals.settlement_client import Outcome, create_http_client
 from tests.support.api import admin_token, approved_merchant, bearer
 from tests.support.money import assert_books_balance, bank_transfers, top_up, withdraw
 from tests.support.observability import core_api, samples
 from tests.support.servers import black_hole, serve
-from tests.support.settlement import CountingBank
+from tests.support.settlement import CountingBank, processing_withdrawal
 from tests.support.stack import settlement_settings
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -230,25 +228,6 @@ async def test_a_failed_batch_call_leaves_every_member_processing_until_reconcil
     await assert_books_balance(sessionmaker)
 
 
-def _withdrawal() -> WithdrawalRow:
-    return WithdrawalRow(
-        id=uuid.uuid4(),
-        merchant_id=1,
-        account_id=uuid.uuid4(),
-        amount=Decimal("10.00"),
-        bank_account="DE89370400440532013000",
-        status="PROCESSING",
-        idempotency_key="k",
-        bank_reference=None,
-        failure_code=None,
-        reserve_tx_id=uuid.uuid4(),
-        final_tx_id=None,
-        attempts=1,
-        created_at=datetime.now(UTC),
-        updated_at=datetime.now(UTC),
-    )
-
-
 OTHER_ID = "00000000-0000-0000-0000-000000000001"
 
 
@@ -290,7 +269,7 @@ async def test_an_item_that_is_not_settlements_record_for_its_withdrawal_is_unkn
     settings: Settings, case: str
 ) -> None:
     status, body, reason = ITEMS[case]
-    first, second = _withdrawal(), _withdrawal()
+    first, second = processing_withdrawal(), processing_withdrawal()
     app = FastAPI()
 
     @app.post("/api/settlement/withdraw/batch")
@@ -317,7 +296,7 @@ async def test_an_item_that_is_not_settlements_record_for_its_withdrawal_is_unkn
 async def test_a_batch_answer_that_is_not_200_is_unknown_for_every_member(
     settings: Settings, status: int, reason: str
 ) -> None:
-    members = [_withdrawal(), _withdrawal(), _withdrawal()]
+    members = [processing_withdrawal(), processing_withdrawal(), processing_withdrawal()]
     app = FastAPI()
 
     @app.post("/api/settlement/withdraw/batch")

@@ -6,11 +6,8 @@ transport (httpcore).
 """
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from decimal import Decimal
 
 import httpx
 import pytest
@@ -18,9 +15,9 @@ import pytest
 from app.config import Settings
 from app.dev.embedded.process import free_port
 from app.withdrawals import settlement_client
-from app.withdrawals.repository import WithdrawalRow
 from app.withdrawals.settlement_client import Outcome, create_http_client
 from app.withdrawals.settlement_http import SettlementHTTP
+from tests.support.settlement import processing_withdrawal
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 TIMEOUT_S = 0.3
@@ -143,23 +140,7 @@ async def test_calls_reuse_one_kept_alive_connection() -> None:
 
 @pytest.mark.parametrize("handler", [never_answers, closes_without_answer, answers_not_http])
 async def test_pay_answers_unknown_whatever_breaks(handler: Handler) -> None:
-    now = datetime.now(UTC)
-    withdrawal = WithdrawalRow(
-        id=uuid.uuid4(),
-        merchant_id=1,
-        account_id=uuid.uuid4(),
-        amount=Decimal("10.00"),
-        bank_account="DE89370400440532013000",
-        status="PROCESSING",
-        idempotency_key="k",
-        bank_reference=None,
-        failure_code=None,
-        reserve_tx_id=uuid.uuid4(),
-        final_tx_id=None,
-        attempts=1,
-        created_at=now,
-        updated_at=now,
-    )
+    withdrawal = processing_withdrawal()
     async with raw_server(handler) as url, api_client() as client:
         settings = Settings(ENVIRONMENT="test", SETTLEMENT_URL=url)
         answer = await settlement_client.pay(client, settings, withdrawal)

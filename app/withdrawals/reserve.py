@@ -137,9 +137,9 @@ async def _refused_holders(
     holders = {row.id: row for row in result}
     refused: dict[ReserveRequest, BaseException] = {}
     for request in requests:
-        found = holders.get(request.merchant_id)
         if request.holder is None:
             continue
+        found = holders.get(request.merchant_id)
         if found is None or found.user_id != request.holder.user_id:
             refused[request] = InvalidToken("the token's user no longer exists")
         elif found.token_version != request.holder.token_version:
